@@ -1,0 +1,44 @@
+"""Durable CRDT state: an append-only log of updates per document plus compacted snapshots."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class DocumentUpdate(models.Model):
+    """One CRDT update. `seq` is the document's version right after it was applied."""
+
+    document = models.ForeignKey("editor.Document", on_delete=models.CASCADE, related_name="+")
+    seq = models.PositiveBigIntegerField()
+    data = models.BinaryField()
+    # The request that produced it (page load id and request counter), so that a request
+    # resent after a lost answer is recognised instead of applied twice.
+    client_key = models.CharField(max_length=64, blank=True, default="")
+    request_id = models.PositiveBigIntegerField(null=True)
+    author = models.CharField(max_length=80, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["document", "seq"], name="update_seq_unique"),
+        ]
+        indexes = [models.Index(fields=["document", "client_key", "request_id"])]
+        ordering = ["seq"]
+
+
+class DocumentSnapshot(models.Model):
+    """The whole document state as of `version`, so loading need not replay the whole log.
+
+    The log is kept: an editor coming back with an old base rebuilds its replica from it.
+    """
+
+    document = models.ForeignKey("editor.Document", on_delete=models.CASCADE, related_name="+")
+    version = models.PositiveBigIntegerField()
+    data = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["document", "version"], name="snapshot_unique"),
+        ]
+        ordering = ["-version"]

@@ -1,0 +1,128 @@
+"""Persistence of CRDT updates: the append-only log and its snapshots.
+
+Plain synchronous Django ORM code; the room calls it from a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+from pycrdt import Doc, Text
+
+from collab.crdt import TEXT_KEY, new_doc, text_update
+from collab.models import DocumentSnapshot, DocumentUpdate
+from editor.models import Document
+
+# A snapshot is written once this many updates have been added since the last one.
+SNAPSHOT_EVERY = 500
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUpdate:
+    seq: int
+    data: bytes
+    client_key: str = ""
+    request_id: int | None = None
+    author: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentLog:
+    """What loading needs: the newest snapshot and every update after it."""
+
+    snapshot_version: int
+    snapshot: bytes | None
+    updates: list[StoredUpdate]
+
+    @property
+    def version(self) -> int:
+        return self.updates[-1].seq if self.updates else self.snapshot_version
+
+    def build(self) -> Doc:
+        doc, _ = new_doc([self.snapshot] if self.snapshot else [])
+        for update in self.updates:
+            doc.apply_update(update.data)
+        return doc
+
+
+def _stored(row: DocumentUpdate) -> StoredUpdate:
+    return StoredUpdate(
+        seq=row.seq,
+        data=bytes(row.data),
+        client_key=row.client_key,
+        request_id=row.request_id,
+        author=row.author,
+    )
+
+
+def load_log(doc_id: str) -> DocumentLog:
+    snap = DocumentSnapshot.objects.filter(document_id=doc_id).order_by("-version").first()
+    since = snap.version if snap else 0
+    rows = DocumentUpdate.objects.filter(document_id=doc_id, seq__gt=since).order_by("seq")
+    return DocumentLog(
+        snapshot_version=since,
+        snapshot=bytes(snap.data) if snap else None,
+        updates=[_stored(r) for r in rows],
+    )
+
+
+def load_updates(doc_id: str, upto: int) -> list[bytes]:
+    """Every update from the start up to version `upto`: the state an editor at `upto` had."""
+    rows = DocumentUpdate.objects.filter(document_id=doc_id, seq__lte=upto).order_by("seq")
+    return [bytes(data) for data in rows.values_list("data", flat=True)]
+
+
+def find_request(doc_id: str, client_key: str, request_id: int) -> StoredUpdate | None:
+    row = DocumentUpdate.objects.filter(
+        document_id=doc_id, client_key=client_key, request_id=request_id
+    ).first()
+    return _stored(row) if row else None
+
+
+def append(doc_id: str, updates: Sequence[StoredUpdate], snapshot: bytes | None = None) -> None:
+    """Make `updates` durable in one transaction (a group commit), with an optional snapshot
+    of the state after the last of them."""
+    if not updates:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        DocumentUpdate.objects.bulk_create(
+            DocumentUpdate(
+                document_id=doc_id,
+                seq=u.seq,
+                data=u.data,
+                client_key=u.client_key,
+                request_id=u.request_id,
+                author=u.author,
+                created_at=now,
+            )
+            for u in updates
+        )
+        Document.objects.filter(pk=doc_id).update(version=updates[-1].seq, updated_at=now)
+        if snapshot is not None:
+            DocumentSnapshot.objects.create(
+                document_id=doc_id, version=updates[-1].seq, data=snapshot
+            )
+
+
+def updates_since_snapshot(doc_id: str) -> int:
+    snap = DocumentSnapshot.objects.filter(document_id=doc_id).order_by("-version").first()
+    latest = Document.objects.filter(pk=doc_id).values_list("version", flat=True).first() or 0
+    return latest - (snap.version if snap else 0)
+
+
+def create_document(title: str, text: str = "") -> Document:
+    """A new document whose log starts with one update holding `text`."""
+    with transaction.atomic():
+        doc = Document.objects.create(title=title, version=1 if text else 0)
+        if text:
+            DocumentUpdate.objects.create(document=doc, seq=1, data=text_update(text))
+    return doc
+
+
+def read_text(doc_id: str) -> str:
+    """The committed text of a document (everything acknowledged to any editor)."""
+    return str(load_log(doc_id).build().get(TEXT_KEY, type=Text))

@@ -1,0 +1,89 @@
+"""`manage.py serve`: the whole app in one process, ready to use.
+
+Applies migrations, collects static files when they changed, then runs Daphne (HTTP,
+WebSocket and static files) until Ctrl+C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _static_fingerprint() -> str:
+    """A digest of every static source file's path, size and mtime."""
+    from django.contrib.staticfiles.finders import get_finders
+
+    digest = hashlib.sha256()
+    for finder in get_finders():
+        for path, storage in finder.list(["CVS", ".*", "*~"]):
+            full = Path(storage.path(path))
+            stat = full.stat()
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def collect_static_if_changed() -> None:
+    stamp = Path(settings.STATIC_ROOT) / ".tandem-fingerprint"
+    fingerprint = _static_fingerprint()
+    if stamp.exists() and stamp.read_text() == fingerprint:
+        return
+    call_command("collectstatic", interactive=False, verbosity=0, clear=True)
+    stamp.write_text(fingerprint)
+
+
+class Command(BaseCommand):
+    help = "Start Tandem: HTTP, WebSocket and static files in one process."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default=os.environ.get("TANDEM_HOST", "127.0.0.1"))
+        parser.add_argument(
+            "--port", type=int, default=int(os.environ.get("PORT", "8000")), help="default 8000"
+        )
+
+    def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        collect_static_if_changed()
+        if not _is_loopback(host) and "TANDEM_ALLOWED_HOSTS" not in os.environ:
+            # Shared on the network: people reach it by whatever name or address the
+            # machine has there. WebSocket handshakes are still checked for same origin.
+            settings.ALLOWED_HOSTS.append("*")
+
+        # Imported here so that Daphne installs its Twisted reactor first.
+        from daphne.endpoints import build_endpoint_description_strings
+        from daphne.server import Server
+
+        from editor.asgi import application
+
+        shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
+        if ":" in shown:
+            shown = f"[{shown}]"
+        self.stdout.write(
+            f"Tandem is running at http://{shown}:{port}/  (data in {settings.DATA_DIR})\n"
+            "Press Ctrl+C to stop.",
+        )
+        self.stdout.flush()
+        Server(
+            application=application,
+            endpoints=build_endpoint_description_strings(host=host, port=port),
+            signal_handlers=True,
+            verbosity=0,
+            websocket_handshake_timeout=10,
+        ).run()
+        self.stdout.write("Tandem stopped.")

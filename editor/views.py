@@ -1,0 +1,91 @@
+"""The document pages: list, create, rename, delete and the editor itself.
+
+Each view answers an HTMX request with the partial it swaps and a plain request with the
+whole page, rendered from the same templates.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from collab import store
+from editor.forms import TitleForm
+from editor.models import Document
+
+LIST_LIMIT = 500
+
+
+def _get_document(doc_id: str) -> Document:
+    try:
+        return Document.objects.get(pk=doc_id)
+    except Document.DoesNotExist:
+        raise Http404("No document has this address.") from None
+
+
+def _filtered(query: str) -> QuerySet[Document]:
+    docs = Document.objects.all()
+    for word in query.split():
+        docs = docs.filter(title__icontains=word)
+    return docs[:LIST_LIMIT]
+
+
+@require_GET
+def document_list(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    context = {"documents": _filtered(query), "query": query}
+    if request.htmx and request.htmx.target == "document-list":
+        return render(request, "documents/_list.html", context)
+    return render(request, "documents/list.html", context)
+
+
+@require_POST
+def document_create(request: HttpRequest) -> HttpResponse:
+    title = request.POST.get("title", "").strip()
+    form = TitleForm({"title": title or "Untitled"})
+    doc = store.create_document(form.cleaned_data["title"] if form.is_valid() else "Untitled")
+    if request.htmx:
+        return HttpResponseClientRedirect(doc.get_absolute_url())
+    return redirect(doc.get_absolute_url())
+
+
+@require_GET
+def document_editor(request: HttpRequest, doc_id: str) -> HttpResponse:
+    doc = _get_document(doc_id)
+    text = store.read_text(doc.id)
+    return render(request, "editor/editor.html", {"document": doc, "text": text})
+
+
+@require_POST
+def document_rename(request: HttpRequest, doc_id: str) -> HttpResponse:
+    doc = _get_document(doc_id)
+    form = TitleForm(request.POST)
+    status = 200
+    if form.is_valid():
+        doc.title = form.cleaned_data["title"]
+        doc.save(update_fields=["title"])
+    else:
+        status = 422
+    context = {"document": doc, "form": form}
+    if request.htmx:
+        template = "documents/_row.html" if request.htmx.target == f"doc-{doc.id}" else (
+            "editor/_title.html"
+        )
+        return render(request, template, context, status=status)
+    if status != 200:
+        return render(request, "editor/_title.html", context, status=status)
+    return redirect(request.POST.get("next") or doc.get_absolute_url())
+
+
+@require_http_methods(["POST", "DELETE"])
+def document_delete(request: HttpRequest, doc_id: str) -> HttpResponse:
+    doc = _get_document(doc_id)
+    doc.delete()
+    if request.htmx and request.htmx.target == f"doc-{doc_id}":
+        return HttpResponse("")  # the row swaps itself away
+    if request.htmx:
+        return HttpResponseClientRedirect("/")
+    return redirect("/")
