@@ -1,4 +1,4 @@
-"""Persistence of CRDT updates: the append-only log and its snapshots.
+"""Persistence of CRDT updates: the append-only log and its snapshots (never rewritten).
 
 Plain synchronous Django ORM code; the room calls it from a worker thread.
 """
@@ -6,46 +6,18 @@ Plain synchronous Django ORM code; the room calls it from a worker thread.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
-from pycrdt import Doc, Text
+from pycrdt import Text
 
-from collab.crdt import TEXT_KEY, new_doc, text_update
+from collab.crdt import TEXT_KEY, text_update
+from collab.log import DocumentLog, StoredUpdate
 from collab.models import DocumentSnapshot, DocumentUpdate
 from editor.models import Document
 
 # A snapshot is written once this many updates have been added since the last one.
 SNAPSHOT_EVERY = 500
-
-
-@dataclass(frozen=True, slots=True)
-class StoredUpdate:
-    seq: int
-    data: bytes
-    client_key: str = ""
-    request_id: int | None = None
-    author: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentLog:
-    """What loading needs: the newest snapshot and every update after it."""
-
-    snapshot_version: int
-    snapshot: bytes | None
-    updates: list[StoredUpdate]
-
-    @property
-    def version(self) -> int:
-        return self.updates[-1].seq if self.updates else self.snapshot_version
-
-    def build(self) -> Doc:
-        doc, _ = new_doc([self.snapshot] if self.snapshot else [])
-        for update in self.updates:
-            doc.apply_update(update.data)
-        return doc
 
 
 def _stored(row: DocumentUpdate) -> StoredUpdate:
@@ -59,13 +31,13 @@ def _stored(row: DocumentUpdate) -> StoredUpdate:
 
 
 def load_log(doc_id: str) -> DocumentLog:
+    """The whole log of a document and its newest snapshot."""
     snap = DocumentSnapshot.objects.filter(document_id=doc_id).order_by("-version").first()
-    since = snap.version if snap else 0
-    rows = DocumentUpdate.objects.filter(document_id=doc_id, seq__gt=since).order_by("seq")
+    rows = DocumentUpdate.objects.filter(document_id=doc_id).order_by("seq")
     return DocumentLog(
-        snapshot_version=since,
-        snapshot=bytes(snap.data) if snap else None,
         updates=[_stored(r) for r in rows],
+        snapshot_version=snap.version if snap else 0,
+        snapshot=bytes(snap.data) if snap else None,
     )
 
 
