@@ -1,24 +1,36 @@
-"""The WebSocket consumer: a thin adapter between one editor's socket and its document."""
+"""The WebSocket consumer: a thin adapter between one editor's socket and its document's room.
+
+It validates what the browser sends, hands sync requests to the room, sends the answers,
+and forwards what the room broadcasts to the document's group (pokes and HTML fragments).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import unicodedata
+from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from collab.engine import ProtocolError, SyncRequest
 from collab.origin import is_same_origin
+from collab.room import Room, RoomClosed, group_name, registry
 from editor.models import Document
 
 log = logging.getLogger("tandem.collab")
 
 # Close codes in the 4000 range are final: htmx's extension does not reconnect after them.
+CLOSE_BAD_REQUEST = 4400
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+# 1012 (service restart) is retried by the client: the room is reloaded on reconnect.
+CLOSE_RETRY = 1012
 
-
-def group_name(doc_id: str) -> str:
-    return f"doc.{doc_id}"
+MAX_MESSAGE_CHARS = 4 * 1024 * 1024
+NAME_MAX = 40
+DEFAULT_NAME = "Anonymous"
 
 
 @database_sync_to_async
@@ -26,9 +38,29 @@ def _document_exists(doc_id: str) -> bool:
     return Document.objects.filter(pk=doc_id).exists()
 
 
+def clean_name(value: object) -> str:
+    """A display name: printable, one line, at most NAME_MAX characters."""
+    if not isinstance(value, str):
+        return DEFAULT_NAME
+    name = "".join(c for c in value if unicodedata.category(c)[0] != "C")
+    name = " ".join(name.split())[:NAME_MAX].strip()
+    return name or DEFAULT_NAME
+
+
+def error_message(code: str, message: str, rid: int | None = None) -> str:
+    return json.dumps({"type": "error", "code": code, "message": message, "rid": rid})
+
+
 class DocumentConsumer(AsyncWebsocketConsumer):
     doc_id: str
-    group: str | None = None
+    room: Room | None = None
+    name: str = DEFAULT_NAME
+    # The version this editor holds (from its last answer), whether a request of it is
+    # being handled, and whether it has a poke it has not answered yet.
+    known_version: int = -1
+    in_flight: bool = False
+    poked: bool = False
+    preview_generation: int = -1
 
     async def connect(self) -> None:
         self.doc_id = self.scope["url_route"]["kwargs"]["doc_id"]
@@ -41,9 +73,96 @@ class DocumentConsumer(AsyncWebsocketConsumer):
         if not await _document_exists(self.doc_id):
             await self.close(code=CLOSE_NOT_FOUND, reason="no such document")
             return
-        self.group = group_name(self.doc_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.room = await registry.acquire(self.doc_id)
+        await self.channel_layer.group_add(group_name(self.doc_id), self.channel_name)
+        await self.room.join(self.channel_name, self.name)
+        # The page's preview was rendered from storage at load time; bring it in step
+        # with the room's, which the per-block updates that follow build on.
+        self.preview_generation, html = self.room.full_preview()
+        await self.send(text_data=html)
 
     async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.room is None:
+            return
+        room, self.room = self.room, None
+        await self.channel_layer.group_discard(group_name(self.doc_id), self.channel_name)
+        await room.leave(self.channel_name)
+        room.release()
+
+    # -- from the browser ------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.room is None:
+            return
+        if text_data is None or len(text_data) > MAX_MESSAGE_CHARS:
+            await self.send(text_data=error_message("too_large", "Message too large or binary."))
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            await self.send(text_data=error_message("bad_request", "Message is not JSON."))
+            return
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "sync":
+            await self._sync(message)
+        elif kind == "hello":
+            self.name = clean_name(message.get("name"))
+            await self.room.rename_member(self.channel_name, self.name)
+        else:
+            await self.send(
+                text_data=error_message("bad_request", f"Unknown message type {kind!r}.")
+            )
+
+    async def _sync(self, message: dict[str, Any]) -> None:
+        assert self.room is not None
+        rid = message.get("rid") if isinstance(message.get("rid"), int) else None
+        self.in_flight, self.poked = True, False
+        try:
+            request = SyncRequest.parse(message)
+            answer = await self.room.submit(self.channel_name, request, self.name)
+        except ProtocolError as error:
+            await self.send(text_data=error_message(error.code, error.message, rid))
+            return
+        except RoomClosed:
+            # Storage failed and the room was dropped: reconnecting reloads it.
+            await self.close(code=CLOSE_RETRY)
+            return
+        finally:
+            self.in_flight = False
+        self.known_version = answer.version
+        await self.send(text_data=json.dumps(answer.to_message(), ensure_ascii=False))
+
+    # -- from the document's group ---------------------------------------------------
+
+    async def doc_changed(self, event: dict[str, Any]) -> None:
+        """The document moved on: poke this editor unless it will catch up anyway."""
+        version = event["version"]
+        if self.in_flight or self.poked or version <= self.known_version:
+            return
+        self.poked = True
+        await self.send(text_data=json.dumps({"type": "poke", "version": version}))
+
+    async def doc_fragments(self, event: dict[str, Any]) -> None:
+        html = event["html"]
+        preview = event["preview"]
+        if preview and self.room is not None:
+            if event["preview_base"] == self.preview_generation:
+                html += preview
+                self.preview_generation = event["preview_generation"]
+            elif event["preview_generation"] > self.preview_generation:
+                # A broadcast went missing (a full channel): resend the whole preview.
+                self.preview_generation, full = self.room.full_preview()
+                html += full
+        await self.send(text_data=html)
+
+    async def doc_presence(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["html"])
+
+    async def doc_title(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["html"])
+
+    async def doc_deleted(self, event: dict[str, Any]) -> None:
+        await self.close(code=CLOSE_NOT_FOUND, reason="document deleted")
+
+    async def room_closed(self, event: dict[str, Any]) -> None:
+        await self.close(code=CLOSE_RETRY)

@@ -30,14 +30,19 @@ def _stored(row: DocumentUpdate) -> StoredUpdate:
     )
 
 
-def load_log(doc_id: str) -> DocumentLog:
-    """The whole log of a document and its newest snapshot."""
-    snap = DocumentSnapshot.objects.filter(document_id=doc_id).order_by("-version").first()
-    rows = DocumentUpdate.objects.filter(document_id=doc_id).order_by("seq")
+def load_log(doc_id: str, *, full: bool = True) -> DocumentLog:
+    """A document's newest snapshot and its log: the whole log, or (full=False) only the
+    updates after the snapshot, which is all that building the current state needs."""
+    # One read transaction, so the snapshot and the rows are of the same moment.
+    with transaction.atomic():
+        snap = DocumentSnapshot.objects.filter(document_id=doc_id).order_by("-version").first()
+        since = snap.version if snap else 0
+        rows = DocumentUpdate.objects.filter(document_id=doc_id).order_by("seq")
+        if not full:
+            rows = rows.filter(seq__gt=since)
+        updates = [_stored(r) for r in rows]
     return DocumentLog(
-        updates=[_stored(r) for r in rows],
-        snapshot_version=snap.version if snap else 0,
-        snapshot=bytes(snap.data) if snap else None,
+        updates=updates, snapshot_version=since, snapshot=bytes(snap.data) if snap else None
     )
 
 
@@ -95,6 +100,11 @@ def create_document(title: str, text: str = "") -> Document:
     return doc
 
 
-def read_text(doc_id: str) -> str:
-    """The committed text of a document (everything acknowledged to any editor)."""
-    return str(load_log(doc_id).build().get(TEXT_KEY, type=Text))
+def read_document(doc_id: str) -> tuple[str, int]:
+    """The committed text of a document and its version, of the same moment.
+
+    Committed state only: everything acknowledged to any editor, nothing that a crash
+    could still take back. A page's shadow text and version come from here.
+    """
+    log = load_log(doc_id, full=False)
+    return str(log.build().get(TEXT_KEY, type=Text)), log.version

@@ -138,3 +138,4 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
     },
 }
+DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024  # the API accepts documents up to 16 MiB

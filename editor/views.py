@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from collab import store
+from editor import documents
 from editor.forms import TitleForm
 from editor.models import Document
 
@@ -55,8 +56,14 @@ def document_create(request: HttpRequest) -> HttpResponse:
 @require_GET
 def document_editor(request: HttpRequest, doc_id: str) -> HttpResponse:
     doc = _get_document(doc_id)
-    text = store.read_text(doc.id)
-    return render(request, "editor/editor.html", {"document": doc, "text": text})
+    text, version = store.read_document(doc.id)
+    context = {
+        "document": doc,
+        "text": text,
+        "version": version,
+        "updated_at": doc.updated_at,
+    }
+    return render(request, "editor/editor.html", context)
 
 
 @require_POST
@@ -65,8 +72,7 @@ def document_rename(request: HttpRequest, doc_id: str) -> HttpResponse:
     form = TitleForm(request.POST)
     status = 200
     if form.is_valid():
-        doc.title = form.cleaned_data["title"]
-        doc.save(update_fields=["title"])
+        documents.rename(doc, form.cleaned_data["title"])
     else:
         status = 422
     context = {"document": doc, "form": form}
@@ -82,8 +88,7 @@ def document_rename(request: HttpRequest, doc_id: str) -> HttpResponse:
 
 @require_http_methods(["POST", "DELETE"])
 def document_delete(request: HttpRequest, doc_id: str) -> HttpResponse:
-    doc = _get_document(doc_id)
-    doc.delete()
+    documents.delete(_get_document(doc_id))
     if request.htmx and request.htmx.target == f"doc-{doc_id}":
         return HttpResponse("")  # the row swaps itself away
     if request.htmx:

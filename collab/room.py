@@ -1,0 +1,327 @@
+"""Rooms: the one live copy of each open document in this process.
+
+A room owns the document's sync engine, applies queued sync requests in ticks, makes each
+tick's updates durable in one transaction (a group commit), and only then answers. After
+a tick it tells the document's channel-layer group what changed: one small message per
+tick (consumers turn it into pokes) and, throttled, the HTML fragments that show it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.utils import timezone
+
+from collab import fragments, store
+from collab.engine import Answer, DocumentEngine, ProtocolError, SyncRequest
+from collab.log import StoredUpdate
+from collab.preview import PreviewState, word_count
+
+log = logging.getLogger("tandem.collab")
+
+# Fragments (preview, status line) go out at most this often per document.
+FRAGMENT_INTERVAL = 0.1
+# A room with nobody in it is unloaded after this many seconds.
+IDLE_UNLOAD_SECONDS: float = getattr(settings, "TANDEM_ROOM_IDLE_SECONDS", 30.0)
+
+
+def group_name(doc_id: str) -> str:
+    return f"doc.{doc_id}"
+
+
+class RoomClosed(Exception):
+    """The room stopped (its storage failed or the document was deleted): reconnect."""
+
+
+@dataclass
+class _Pending:
+    session: Hashable
+    request: SyncRequest
+    author: str
+    future: asyncio.Future[Answer]
+
+
+@dataclass
+class Member:
+    name: str
+    joined: float = field(default_factory=time.time)
+
+
+class Room:
+    def __init__(self, doc_id: str, engine: DocumentEngine, updates_since_snapshot: int = 0) -> None:
+        self.doc_id = doc_id
+        self.group = group_name(doc_id)
+        self.engine = engine
+        self.members: dict[str, Member] = {}
+        self.preview = PreviewState()
+        self.preview.render_full(engine.text)
+        self.preview_generation = 0
+        self.closed = False
+        self._pending: list[_Pending] = []
+        self._replacements: list[tuple[str, str, asyncio.Future[int]]] = []
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._ticker = self._loop.create_task(self._run(), name=f"room {doc_id}")
+        self._fragments_due = False
+        self._fragment_task: asyncio.Task[None] | None = None
+        self._last_fragments = 0.0
+        self._unload_handle: asyncio.TimerHandle | None = None
+        self._updates_since_snapshot = updates_since_snapshot
+        self.last_change = timezone.now()
+        self.users = 0  # acquisitions not yet released (consumers and API calls)
+
+    # -- requests --------------------------------------------------------------------
+
+    async def submit(self, session: Hashable, request: SyncRequest, author: str = "") -> Answer:
+        """Apply an editor's request in the next tick; the answer comes once it is durable."""
+        if self.closed:
+            raise RoomClosed(self.doc_id)
+        future: asyncio.Future[Answer] = self._loop.create_future()
+        self._pending.append(_Pending(session, request, author, future))
+        self._wake.set()
+        return await future
+
+    async def replace_text(self, text: str, author: str = "") -> int:
+        """Replace the whole text as one merged change; returns the new version."""
+        if self.closed:
+            raise RoomClosed(self.doc_id)
+        future: asyncio.Future[int] = self._loop.create_future()
+        self._replacements.append((text, author, future))
+        self._wake.set()
+        return await future
+
+    async def _run(self) -> None:
+        while not self.closed:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._tick()
+            except Exception:
+                log.exception("room %s failed; closing it", self.doc_id)
+                await self._fail()
+                return
+
+    async def _tick(self) -> None:
+        batch, self._pending = self._pending, []
+        replacements, self._replacements = self._replacements, []
+        answered: list[tuple[asyncio.Future[Answer], Answer]] = []
+        replaced: list[tuple[asyncio.Future[int], int]] = []
+        updates: list[StoredUpdate] = []
+        for item in batch:
+            try:
+                answer, update = self.engine.handle(item.session, item.request, item.author)
+            except ProtocolError as error:
+                item.future.set_exception(error)
+                continue
+            if update is not None:
+                updates.append(update)
+            answered.append((item.future, answer))
+        for text, author, future in replacements:
+            try:
+                update = self.engine.replace_text(text, author)
+            except ProtocolError as error:
+                future.set_exception(error)
+                continue
+            if update is not None:
+                updates.append(update)
+            replaced.append((future, self.engine.version))
+        if updates:
+            self._updates_since_snapshot += len(updates)
+            snapshot = None
+            if self._updates_since_snapshot >= store.SNAPSHOT_EVERY:
+                snapshot = self.engine.encode_state()
+            # Durable before anyone is answered: the group commit of this tick.
+            await database_sync_to_async(store.append)(self.doc_id, updates, snapshot)
+            if snapshot is not None:
+                self._updates_since_snapshot = 0
+            self.last_change = timezone.now()
+        for answer_future, answer in answered:
+            if not answer_future.done():
+                answer_future.set_result(answer)
+        for version_future, version in replaced:
+            if not version_future.done():
+                version_future.set_result(version)
+        if updates:
+            await get_channel_layer().group_send(
+                self.group, {"type": "doc.changed", "version": self.engine.version}
+            )
+            self._schedule_fragments()
+
+    async def _fail(self) -> None:
+        """Storage failed: the engine may hold changes that are not durable. Drop the room
+        so that the next connection reloads it from storage, and make editors reconnect."""
+        self.closed = True
+        for item in self._pending:
+            if not item.future.done():
+                item.future.set_exception(RoomClosed(self.doc_id))
+        for _, _, future in self._replacements:
+            if not future.done():
+                future.set_exception(RoomClosed(self.doc_id))
+        self._pending, self._replacements = [], []
+        registry.forget(self)
+        with contextlib.suppress(Exception):
+            await get_channel_layer().group_send(self.group, {"type": "room.closed"})
+
+    # -- fragments -------------------------------------------------------------------
+
+    def _schedule_fragments(self) -> None:
+        if self._fragment_task is None or self._fragment_task.done():
+            self._fragment_task = self._loop.create_task(self._send_fragments())
+        else:
+            self._fragments_due = True
+
+    async def _send_fragments(self) -> None:
+        while True:
+            wait = self._last_fragments + FRAGMENT_INTERVAL - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._fragments_due = False
+            self._last_fragments = time.monotonic()
+            await self._broadcast_fragments()
+            if not self._fragments_due or self.closed:
+                return
+
+    async def _broadcast_fragments(self) -> None:
+        text = self.engine.text
+        base = self.preview_generation
+        preview_html = self.preview.update(text)
+        if preview_html is not None:
+            self.preview_generation += 1
+        status_html = fragments.statusline(
+            word_count(text), self.engine.version, self.last_change, swap_oob=True
+        )
+        layer = get_channel_layer()
+        await layer.group_send(
+            self.group,
+            {
+                "type": "doc.fragments",
+                "html": status_html,
+                "preview": preview_html or "",
+                "preview_base": base,
+                "preview_generation": self.preview_generation,
+            },
+        )
+
+    def full_preview(self) -> tuple[int, str]:
+        """The whole preview as the room has it now, for an editor that just joined."""
+        return self.preview_generation, fragments.preview(self.preview.blocks, swap_oob=True)
+
+    # -- presence --------------------------------------------------------------------
+
+    async def join(self, channel_name: str, name: str) -> None:
+        self.members[channel_name] = Member(name)
+        await self._broadcast_presence()
+
+    async def rename_member(self, channel_name: str, name: str) -> None:
+        if channel_name in self.members and self.members[channel_name].name != name:
+            self.members[channel_name].name = name
+            await self._broadcast_presence()
+
+    async def leave(self, channel_name: str) -> None:
+        self.engine.drop_session(channel_name)
+        if self.members.pop(channel_name, None) is not None:
+            await self._broadcast_presence()
+
+    async def _broadcast_presence(self) -> None:
+        if self.closed:
+            return
+        html = fragments.presence([m.name for m in self.members.values()], swap_oob=True)
+        await get_channel_layer().group_send(self.group, {"type": "doc.presence", "html": html})
+
+    # -- lifetime --------------------------------------------------------------------
+
+    def acquire(self) -> None:
+        self.users += 1
+        if self._unload_handle is not None:
+            self._unload_handle.cancel()
+            self._unload_handle = None
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users <= 0 and not self.closed:
+            self._unload_handle = self._loop.call_later(
+                IDLE_UNLOAD_SECONDS, lambda: self._loop.create_task(self.unload())
+            )
+
+    async def unload(self) -> None:
+        """Close an idle room once everything queued is durable."""
+        if self.users > 0 or self.closed:
+            return
+        while self._pending or self._replacements:
+            await asyncio.sleep(0.01)
+        if self.users > 0:
+            return
+        self.closed = True
+        self._wake.set()
+        registry.forget(self)
+
+    async def close(self) -> None:
+        """The document is gone: stop and tell every editor."""
+        self.closed = True
+        self._wake.set()
+        registry.forget(self)
+        await get_channel_layer().group_send(self.group, {"type": "doc.deleted"})
+
+
+class RoomRegistry:
+    """The rooms of this process, one per open document, loaded once on first use."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, Room] = {}
+        self._loading: dict[str, asyncio.Future[Room]] = {}
+
+    def get_loaded(self, doc_id: str) -> Room | None:
+        room = self._rooms.get(doc_id)
+        if room is None or room.closed or room._loop is not _running_loop():
+            return None
+        return room
+
+    async def acquire(self, doc_id: str) -> Room:
+        """The document's room, loaded from storage if needed. Pair with `release`."""
+        room = self.get_loaded(doc_id)
+        if room is None:
+            loading = self._loading.get(doc_id)
+            if loading is None or loading.get_loop() is not _running_loop():
+                loading = _running_loop().create_future()
+                self._loading[doc_id] = loading
+                try:
+                    log_ = await database_sync_to_async(store.load_log)(doc_id)
+                    room = Room(
+                        doc_id,
+                        DocumentEngine(log_),
+                        updates_since_snapshot=log_.version - log_.snapshot_version,
+                    )
+                    self._rooms[doc_id] = room
+                    loading.set_result(room)
+                except BaseException as error:
+                    loading.set_exception(error)
+                    loading.exception()  # retrieved: waiters get it, nobody logs it twice
+                    raise
+                finally:
+                    self._loading.pop(doc_id, None)
+            else:
+                room = await asyncio.shield(loading)
+        room.acquire()
+        return room
+
+    def forget(self, room: Room) -> None:
+        if self._rooms.get(room.doc_id) is room:
+            del self._rooms[room.doc_id]
+
+    def loaded(self) -> list[Room]:
+        return [r for r in self._rooms.values() if not r.closed]
+
+
+def _running_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
+
+
+registry = RoomRegistry()

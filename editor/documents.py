@@ -1,0 +1,29 @@
+"""Changes to a document's metadata that live editors must hear about at once."""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from collab import fragments
+from collab.room import group_name
+from editor.models import Document
+
+
+def _tell_editors(doc_id: str, message: dict[str, str]) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(group_name(doc_id), message)
+
+
+def rename(doc: Document, title: str) -> None:
+    doc.title = title
+    doc.save(update_fields=["title"])
+    _tell_editors(doc.id, {"type": "doc.title", "html": fragments.title(doc, swap_oob=True)})
+
+
+def delete(doc: Document) -> None:
+    doc_id = doc.id
+    doc.delete()
+    # Every open editor closes with 4404 and says the document is gone.
+    _tell_editors(doc_id, {"type": "doc.deleted"})

@@ -1,0 +1,49 @@
+"""Downloads of a document: Markdown source, plain text, and a standalone HTML page."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from collab.preview import PreviewState
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_GET
+
+from collab import store
+from editor.models import Document
+
+FORMATS = {
+    "md": "text/markdown; charset=utf-8",
+    "txt": "text/plain; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+}
+
+
+def filename(title: str, extension: str) -> str:
+    """An ASCII file name from a title: 'Café notes!' -> 'cafe-notes.md'."""
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", ascii_title).strip("-").lower()[:80]
+    return f"{stem or 'document'}.{extension}"
+
+
+@require_GET
+def export(request: HttpRequest, doc_id: str, extension: str) -> HttpResponse:
+    if extension not in FORMATS:
+        raise Http404("Unknown export format.")
+    doc = Document.objects.filter(pk=doc_id).first()
+    if doc is None:
+        raise Http404("No document has this address.")
+    text, _ = store.read_document(doc.id)
+    if extension == "html":
+        blocks = PreviewState().render_full(text)
+        body = render_to_string(
+            "editor/export.html",
+            {"document": doc, "body": mark_safe("".join(b.html for b in blocks))},
+        )
+    else:
+        body = text
+    response = HttpResponse(body, content_type=FORMATS[extension])
+    response["Content-Disposition"] = f'attachment; filename="{filename(doc.title, extension)}"'
+    return response

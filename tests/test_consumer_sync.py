@@ -1,0 +1,256 @@
+"""The consumer speaking the sync protocol, driven through Channels' WebsocketCommunicator."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from collab import store
+from collab.room import registry
+from editor.asgi import application
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+class Editor:
+    """One browser tab, as the protocol sees it."""
+
+    def __init__(self, doc_id: str, cid: str) -> None:
+        self.doc_id = doc_id
+        self.cid = cid
+        self.rid = 0
+        self.html: list[str] = []
+        self.comm: WebsocketCommunicator | None = None
+
+    async def connect(self) -> None:
+        self.comm = WebsocketCommunicator(
+            application, f"/ws/d/{self.doc_id}/", headers=[(b"host", b"localhost")]
+        )
+        connected, _ = await self.comm.connect()
+        assert connected
+
+    async def receive(self, timeout: float = 3) -> dict[str, Any]:
+        """The next JSON message; HTML fragments on the way are kept in self.html."""
+        assert self.comm is not None
+        while True:
+            frame = await self.comm.receive_from(timeout)
+            if frame.startswith("{"):
+                return json.loads(frame)
+            self.html.append(frame)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self.comm is not None
+        await self.comm.send_to(text_data=json.dumps(message))
+
+    async def sync(
+        self, base: int, ops: list[dict[str, Any]], action: str = "", rid: int | None = None
+    ) -> dict[str, Any]:
+        if rid is None:
+            self.rid += 1
+            rid = self.rid
+        await self.send(
+            {"type": "sync", "cid": self.cid, "rid": rid, "base": base, "ops": ops,
+             "action": action}
+        )
+        while True:
+            message = await self.receive()
+            if message["type"] != "poke":
+                return message
+
+    async def close(self) -> None:
+        assert self.comm is not None
+        await self.comm.disconnect()
+
+
+def apply(text: str, delta: list[dict[str, Any]]) -> str:
+    """Apply a delta (ASCII test texts, so UTF-16 units are characters)."""
+    out, pos = [], 0
+    for op in delta:
+        if "retain" in op:
+            out.append(text[pos : pos + op["retain"]])
+            pos += op["retain"]
+        elif "delete" in op:
+            pos += op["delete"]
+        else:
+            out.append(op["insert"])
+    return "".join(out) + text[pos:]
+
+
+@database_sync_to_async
+def new_document(text: str = "") -> str:
+    return store.create_document("Test", text).id
+
+
+@database_sync_to_async
+def stored(doc_id: str) -> tuple[str, int]:
+    return store.read_document(doc_id)
+
+
+async def test_connect_sends_the_preview_and_presence() -> None:
+    doc_id = await new_document("# Hi")
+    a = Editor(doc_id, "tab-a-0001")
+    await a.connect()
+    assert a.comm is not None
+    first = await a.comm.receive_from(3)
+    assert first.startswith('<article id="preview"')
+    assert "<h1" in first
+    presence = await a.comm.receive_from(3)
+    assert 'id="presence"' in presence
+    await a.close()
+
+
+async def test_an_edit_is_durable_before_its_answer() -> None:
+    doc_id = await new_document("abc")
+    a = Editor(doc_id, "tab-a-0001")
+    await a.connect()
+    answer = await a.sync(1, [{"retain": 3}, {"insert": "d"}])
+    assert answer == {"type": "ack", "rid": 1, "version": 2, "delta": []}
+    assert await stored(doc_id) == ("abcd", 2)
+    await a.close()
+
+
+async def test_a_change_pokes_the_others_who_then_catch_up() -> None:
+    doc_id = await new_document("abc")
+    a, b = Editor(doc_id, "tab-a-0001"), Editor(doc_id, "tab-b-0001")
+    await a.connect()
+    await b.connect()
+    await b.sync(1, [])
+    await a.sync(1, [{"insert": "X"}])
+    poke = await b.receive()
+    assert poke == {"type": "poke", "version": 2}
+    answer = await b.sync(1, [{"retain": 3}, {"insert": "!"}])
+    assert answer["version"] == 3
+    assert apply("abc!", answer["delta"]) == "Xabc!"
+    assert (await stored(doc_id))[0] == "Xabc!"
+    await a.close()
+    await b.close()
+
+
+async def test_reconnect_with_offline_edits_merges_them() -> None:
+    doc_id = await new_document("hello world")
+    a, b = Editor(doc_id, "tab-a-0001"), Editor(doc_id, "tab-b-0001")
+    await a.connect()
+    await a.sync(1, [])
+    await a.close()  # A goes offline at version 1 and keeps typing
+    await b.connect()
+    await b.sync(1, [{"insert": ">> "}])
+    await b.close()
+    a2 = Editor(doc_id, "tab-a-0001")
+    a2.rid = a.rid
+    await a2.connect()
+    answer = await a2.sync(1, [{"retain": 11}, {"insert": "!!"}])
+    assert apply("hello world!!", answer["delta"]) == ">> hello world!!"
+    assert await stored(doc_id) == (">> hello world!!", 3)
+    await a2.close()
+
+
+async def test_a_resent_request_is_not_applied_twice_even_after_a_reload() -> None:
+    doc_id = await new_document("abc")
+    a = Editor(doc_id, "tab-a-0001")
+    await a.connect()
+    first = await a.sync(1, [{"retain": 3}, {"insert": "d"}])
+    await a.close()
+    # The server restarts: rooms are gone and come back from storage.
+    for room in registry.loaded():
+        await room.unload()
+        registry.forget(room)
+    a2 = Editor(doc_id, "tab-a-0001")
+    await a2.connect()
+    again = await a2.sync(1, [{"retain": 3}, {"insert": "d"}], rid=1)
+    assert again["version"] == first["version"] == 2
+    assert apply("abcd", again["delta"]) == "abcd"
+    assert await stored(doc_id) == ("abcd", 2)
+    await a2.close()
+
+
+async def test_undo_takes_back_only_my_change() -> None:
+    doc_id = await new_document("")
+    a, b = Editor(doc_id, "tab-a-0001"), Editor(doc_id, "tab-b-0001")
+    await a.connect()
+    await b.connect()
+    await a.sync(0, [{"insert": "mine "}])
+    answer = await b.sync(0, [{"insert": "theirs"}])
+    v = answer["version"]
+    text_b = apply("theirs", answer["delta"])
+    assert sorted(text_b.split()) == ["mine", "theirs"]
+    answer = await a.sync(1, [], action="undo")
+    assert answer["version"] == v + 1
+    assert (await stored(doc_id))[0] == "theirs"
+    await a.close()
+    await b.close()
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ({"type": "sync", "cid": "tab-a-0001", "rid": 1, "base": 1, "ops": [{"retain": 99}]},
+         "bad_request"),
+        ({"type": "sync", "cid": "tab-a-0001", "rid": 1, "base": 7, "ops": []}, "bad_base"),
+        ({"type": "sync", "cid": "x", "rid": "one", "base": 1, "ops": []}, "bad_request"),
+        ({"type": "shout"}, "bad_request"),
+    ],
+)
+async def test_bad_requests_get_a_clear_error_and_change_nothing(
+    message: dict[str, Any], code: str
+) -> None:
+    doc_id = await new_document("abc")
+    a = Editor(doc_id, "tab-a-0001")
+    await a.connect()
+    await a.send(message)
+    error = await a.receive()
+    assert error["type"] == "error"
+    assert error["code"] == code
+    assert error["message"]
+    assert await stored(doc_id) == ("abc", 1)
+    await a.close()
+
+
+async def test_text_that_is_not_json_is_refused() -> None:
+    doc_id = await new_document("abc")
+    a = Editor(doc_id, "tab-a-0001")
+    await a.connect()
+    assert a.comm is not None
+    await a.comm.send_to(text_data="<b>hi</b>")
+    error = await a.receive()
+    assert error["code"] == "bad_request"
+    await a.close()
+
+
+async def test_preview_and_status_follow_the_text() -> None:
+    doc_id = await new_document("one")
+    a = Editor(doc_id, "tab-a-0001")
+    await a.connect()
+    await a.sync(1, [{"retain": 3}, {"insert": "\n\n## two"}])
+    assert a.comm is not None
+    html = await a.comm.receive_from(3)
+    while 'id="statusline"' not in html:
+        html = await a.comm.receive_from(3)
+    assert "2 words" in html
+    assert "<h2" in html
+    await a.close()
+
+
+async def test_deleting_the_document_closes_editors_with_4404() -> None:
+    doc_id = await new_document("abc")
+    a = Editor(doc_id, "tab-a-0001")
+    await a.connect()
+    await a.sync(1, [])
+
+    @database_sync_to_async
+    def delete() -> None:
+        from editor import documents
+        from editor.models import Document
+
+        documents.delete(Document.objects.get(pk=doc_id))
+
+    await delete()
+    assert a.comm is not None
+    while True:
+        output = await a.comm.receive_output(3)
+        if output["type"] == "websocket.close":
+            assert output["code"] == 4404
+            break
