@@ -104,7 +104,7 @@ class DocumentConsumer(AsyncWebsocketConsumer):
             return
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "sync":
-            await self._sync(message)
+            await self._handle_sync(message)
         elif kind == "hello":
             self.name = clean_name(message.get("name"))
             await self.room.rename_member(self.channel_name, self.name)
@@ -113,7 +113,7 @@ class DocumentConsumer(AsyncWebsocketConsumer):
                 text_data=error_message("bad_request", f"Unknown message type {kind!r}.")
             )
 
-    async def _sync(self, message: dict[str, Any]) -> None:
+    async def _handle_sync(self, message: dict[str, Any]) -> None:
         assert self.room is not None
         rid = message.get("rid") if isinstance(message.get("rid"), int) else None
         self.in_flight, self.poked = True, False
