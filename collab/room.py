@@ -23,7 +23,7 @@ from django.utils import timezone
 from collab import fragments, store
 from collab.engine import Answer, DocumentEngine, ProtocolError, SyncRequest
 from collab.log import StoredUpdate
-from collab.preview import PreviewState, word_count
+from collab.preview import PreviewState
 
 log = logging.getLogger("tandem.collab")
 
@@ -62,7 +62,8 @@ class Room:
         self.engine = engine
         self.members: dict[str, Member] = {}
         self.preview = PreviewState()
-        self.preview.render_full(engine.text)
+        # Only touched from the event loop; `preview` itself is updated in a worker thread.
+        self._preview_blocks = list(self.preview.render_full(engine.text))
         self.preview_generation = 0
         self.closed = False
         self._pending: list[_Pending] = []
@@ -192,14 +193,16 @@ class Room:
     async def _broadcast_fragments(self) -> None:
         text = self.engine.text
         base = self.preview_generation
-        preview_html = self.preview.update(text)
+        # Usually well under a millisecond, but a change that turns the rest of a large
+        # document into a code block re-renders all of it: keep that off the event loop.
+        preview_html = await asyncio.to_thread(self.preview.update, text)
         if preview_html is not None:
             self.preview_generation += 1
+            self._preview_blocks = list(self.preview.blocks)
         status_html = fragments.statusline(
-            word_count(text), self.engine.version, self.last_change, swap_oob=True
+            self.preview.words, self.engine.version, self.last_change, swap_oob=True
         )
-        layer = get_channel_layer()
-        await layer.group_send(
+        await get_channel_layer().group_send(
             self.group,
             {
                 "type": "doc.fragments",
@@ -212,7 +215,7 @@ class Room:
 
     def full_preview(self) -> tuple[int, str]:
         """The whole preview as the room has it now, for an editor that just joined."""
-        return self.preview_generation, fragments.preview(self.preview.blocks, swap_oob=True)
+        return self.preview_generation, fragments.preview(self._preview_blocks, swap_oob=True)
 
     # -- presence --------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.utils import timezone
 
 from collab import fragments
 from collab.room import group_name
@@ -18,7 +19,8 @@ def _tell_editors(doc_id: str, message: dict[str, str]) -> None:
 
 def rename(doc: Document, title: str) -> None:
     doc.title = title
-    doc.save(update_fields=["title"])
+    doc.updated_at = timezone.now()  # a rename is an edit: the list shows it first
+    doc.save(update_fields=["title", "updated_at"])
     _tell_editors(doc.id, {"type": "doc.title", "html": fragments.title(doc, swap_oob=True)})
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from collab import store
+from collab.preview import PreviewState
 from editor import documents
 from editor.forms import TitleForm
 from editor.models import Document
@@ -57,11 +59,17 @@ def document_create(request: HttpRequest) -> HttpResponse:
 def document_editor(request: HttpRequest, doc_id: str) -> HttpResponse:
     doc = _get_document(doc_id)
     text, version = store.read_document(doc.id)
+    # The preview is rendered server-side, so the page reads well before any script runs;
+    # blocks are cached by source, so reloading a big document is cheap.
+    preview = PreviewState()
+    blocks = preview.render_full(text)
     context = {
         "document": doc,
         "text": text,
         "version": version,
         "updated_at": doc.updated_at,
+        "blocks": [mark_safe(b.html) for b in blocks],  # sanitised by collab.preview
+        "words": preview.words,
     }
     return render(request, "editor/editor.html", context)
 
