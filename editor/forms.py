@@ -4,7 +4,12 @@ from editor.models import TITLE_MAX_LENGTH
 
 
 class TitleForm(forms.Form):
-    title = forms.CharField(max_length=TITLE_MAX_LENGTH, strip=True)
+    title = forms.CharField(
+        max_length=TITLE_MAX_LENGTH,
+        strip=True,
+        # `strip` empties a blank title before clean_title sees it: same message for both.
+        error_messages={"required": "A title cannot be empty."},
+    )
 
     def clean_title(self) -> str:
         title: str = self.cleaned_data["title"]

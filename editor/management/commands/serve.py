@@ -48,6 +48,24 @@ def collect_static_if_changed() -> None:
     stamp.write_text(fingerprint)
 
 
+def _finish_cancelled_tasks() -> None:
+    """Let the consumers Daphne cancelled at shutdown run to their end.
+
+    Daphne cancels every application instance when the reactor stops, but the loop stops
+    before they have run their cancellation; left pending, they are garbage-collected at
+    interpreter exit, which crashed the process (SIGSEGV, exit -11) whenever a WebSocket
+    was open at SIGTERM or Ctrl+C.
+    """
+    import asyncio
+
+    loop = asyncio.get_event_loop()
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
 class Command(BaseCommand):
     help = "Start Tandem: HTTP, WebSocket and static files in one process."
 
@@ -86,4 +104,5 @@ class Command(BaseCommand):
             verbosity=0,
             websocket_handshake_timeout=10,
         ).run()
+        _finish_cancelled_tasks()
         self.stdout.write("Tandem stopped.")

@@ -1,0 +1,190 @@
+"""Several real browsers editing one document at once against a real server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from playwright.sync_api import Page, expect
+
+from e2e.client import HttpClient
+from e2e.conftest import CreatedDocument, create_document
+from e2e.server import TandemServer
+
+MakeDocument = Callable[..., CreatedDocument]
+NewPage = Callable[..., Page]
+
+
+def eventually(check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+    """Poll `check` until it returns something truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or check}: last value {last!r}")
+
+
+def open_editor(new_page: NewPage, doc: CreatedDocument) -> Page:
+    page = new_page()
+    page.goto(doc.path)
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+    return page
+
+
+def value(page: Page) -> str:
+    return page.locator("#editor").input_value()
+
+
+def stored_text(server_url: str, doc_id: str) -> str:
+    return HttpClient(server_url).get(f"/api/documents/{doc_id}/").json()["text"]
+
+
+def converged(pages: list[Page], server_url: str, doc_id: str) -> str:
+    """Wait until every page and the server hold the same text; return it."""
+
+    def same() -> str | None:
+        texts = {value(p) for p in pages}
+        if len(texts) != 1:
+            return None
+        (text,) = texts
+        return text if text == stored_text(server_url, doc_id) else None
+
+    return eventually(same, 15, "every editor and the server to hold the same text")
+
+
+def caret_to(page: Page, index: int) -> None:
+    page.locator("#editor").focus()
+    page.locator("#editor").evaluate("(el, i) => el.setSelectionRange(i, i)", index)
+
+
+def test_three_editors_typing_at_once_converge(
+    new_page: NewPage, make_document: MakeDocument, server: TandemServer
+) -> None:
+    doc = make_document("Three", "start\nmiddle\nend")
+    pages = [open_editor(new_page, doc) for _ in range(3)]
+    # Two type at the same spot (the very start), one at another (the end).
+    caret_to(pages[0], 0)
+    caret_to(pages[1], 0)
+    caret_to(pages[2], len("start\nmiddle\nend"))
+    words = ["aaaa", "bbbb", "cccc"]
+    for i in range(4):
+        for page, word in zip(pages, words, strict=True):
+            page.keyboard.type(word[i])
+    text = converged(pages, server.url, doc.id)
+    assert sorted(text.replace("start\nmiddle\nend", "")) == sorted("aaaabbbbcccc")
+    assert "aaaa" in text and "bbbb" in text and text.endswith("cccc")
+
+
+def test_emoji_and_cjk_arrive_intact(
+    new_page: NewPage, make_document: MakeDocument, server: TandemServer
+) -> None:
+    doc = make_document("Unicode", "")
+    a, b = open_editor(new_page, doc), open_editor(new_page, doc)
+    caret_to(a, 0)
+    a.keyboard.insert_text("héllo 😀 👍🏽 世界 e\u0301 ")
+    caret_to(b, 0)
+    b.keyboard.insert_text("🇫🇷 한국어 ")
+    text = converged([a, b], server.url, doc.id)
+    assert "héllo 😀 👍🏽 世界 e\u0301 " in text
+    assert "🇫🇷 한국어 " in text
+
+
+def test_my_caret_stays_put_while_someone_types_before_it(
+    new_page: NewPage, make_document: MakeDocument, server: TandemServer
+) -> None:
+    doc = make_document("Carets", "0123456789")
+    a, b = open_editor(new_page, doc), open_editor(new_page, doc)
+    caret_to(a, 5)  # A's caret between 4 and 5
+    b.locator("#editor").focus()
+    b.locator("#editor").evaluate("el => el.setSelectionRange(0, 0)")
+    b.keyboard.type("XYZ")
+    converged([a, b], server.url, doc.id)
+    caret = a.locator("#editor").evaluate("el => [el.selectionStart, el.selectionEnd]")
+    assert caret == [8, 8]
+    a.keyboard.type("!")
+    assert converged([a, b], server.url, doc.id) == "XYZ01234!56789"
+
+
+def test_offline_edits_merge_when_the_connection_returns(
+    new_page: NewPage, make_document: MakeDocument, server: TandemServer
+) -> None:
+    doc = make_document("Offline", "line one\nline two\n")
+    a, b = open_editor(new_page, doc), open_editor(new_page, doc)
+    a.context.set_offline(True)
+    expect(a.locator("#status")).to_have_attribute("data-state", "offline")
+    caret_to(a, len("line one"))
+    a.keyboard.type(" (offline)")
+    caret_to(b, 0)
+    b.keyboard.type("# ")
+    eventually(lambda: stored_text(server.url, doc.id).startswith("# "), what="B's edit")
+    a.context.set_offline(False)
+    expect(a.locator("#status")).to_have_attribute("data-state", "connected")
+    assert converged([a, b], server.url, doc.id) == "# line one (offline)\nline two\n"
+
+
+def test_no_acknowledged_keystroke_is_lost_when_the_server_is_killed(
+    new_page: NewPage, make_server: Callable[[], TandemServer]
+) -> None:
+    srv = make_server()
+    doc = create_document(srv, "Crash", "")
+    a = new_page()
+    a.goto(doc.url)
+    expect(a.locator("#status")).to_have_attribute("data-state", "connected")
+    caret_to(a, 0)
+    a.keyboard.type("before crash. ")
+    eventually(lambda: stored_text(srv.url, doc.id) == "before crash. ", what="the first edits")
+    srv.kill()
+    expect(a.locator("#status")).to_have_attribute("data-state", "offline")
+    a.keyboard.type("while down. ")
+    srv.start()
+    expect(a.locator("#status")).to_have_attribute("data-state", "connected", timeout=15_000)
+    a.keyboard.type("after.")
+    eventually(
+        lambda: stored_text(srv.url, doc.id) == "before crash. while down. after.",
+        what="every keystroke on the server",
+    )
+    assert value(a) == "before crash. while down. after."
+    b = new_page()
+    b.goto(doc.url)
+    expect(b.locator("#editor")).to_have_value("before crash. while down. after.")
+
+
+def test_preview_and_presence_update_everywhere(
+    new_page: NewPage, make_document: MakeDocument, server: TandemServer
+) -> None:
+    doc = make_document("Preview", "intro")
+    a, b = open_editor(new_page, doc), open_editor(new_page, doc)
+    expect(a.locator("#presence .avatar")).to_have_count(2)
+    expect(b.locator("#presence .avatar")).to_have_count(2)
+    caret_to(a, len("intro"))
+    a.keyboard.type("\n\n## Shared heading\n\n<img src=x onerror=\"window.pwned=1\">")
+    for page in (a, b):
+        expect(page.locator("#preview h2")).to_have_text("Shared heading")
+        expect(page.locator("#statusline .words")).to_contain_text("3 words")
+    assert b.evaluate("window.pwned") is None
+    c = open_editor(new_page, doc)
+    expect(a.locator("#presence .avatar")).to_have_count(3)
+    c.close()
+    expect(a.locator("#presence .avatar")).to_have_count(2)
+
+
+def test_undo_takes_back_only_my_own_typing(
+    new_page: NewPage, make_document: MakeDocument, server: TandemServer
+) -> None:
+    doc = make_document("Undo", "")
+    a, b = open_editor(new_page, doc), open_editor(new_page, doc)
+    caret_to(a, 0)
+    a.keyboard.type("mine")
+    converged([a, b], server.url, doc.id)
+    caret_to(b, 4)
+    b.keyboard.type(" theirs")
+    converged([a, b], server.url, doc.id)
+    a.locator("#editor").focus()
+    a.keyboard.press("Control+z")
+    assert converged([a, b], server.url, doc.id) == " theirs"
+    a.keyboard.press("Control+Shift+z")
+    assert converged([a, b], server.url, doc.id) == "mine theirs"
