@@ -1,1 +1,103 @@
+// Entry point of the editor page: wires the text area, the sync client, the htmx
+// WebSocket and the status indicator together. See docs/protocol.md.
 
+import { SyncClient } from "./sync-client.js";
+import { bindTextarea } from "./textarea.js";
+import { connect, displayName } from "./connection.js";
+import { bindStatus } from "./status.js";
+
+const textarea = document.getElementById("editor");
+const statusEl = document.getElementById("status");
+const collab = document.getElementById("collab");
+const initialEl = document.getElementById("initial-text");
+
+if (textarea && statusEl && collab && initialEl) start();
+
+function start() {
+  // The shadow comes from data, not from the text area (the HTML parser eats a
+  // leading newline, and the browser may have normalised the text).
+  const initial = JSON.parse(initialEl.textContent);
+  const version = Number(statusEl.dataset.version) || 0;
+  // Anything typed before this module ran is a local edit on top of the shadow.
+  const early = textarea.value;
+  const earlySelection = [textarea.selectionStart, textarea.selectionEnd];
+  if (early !== initial) textarea.value = initial;
+
+  let connection = null;
+  let heldMessages = null; // messages that wait for an IME composition to end
+  const updateStatus = bindStatus(statusEl);
+  let connState = { state: "connecting" };
+
+  const client = new SyncClient({
+    text: initial,
+    version,
+    send: (json) => connection && connection.send(json),
+    onRemote: (delta, text) => editor.applyRemote(delta, text),
+    onChange: () => showStatus(),
+    getSelection: () => editor.selection(),
+  });
+
+  const editor = bindTextarea(textarea, {
+    onEdit: (delta) => client.edit(delta),
+    onUndo: () => client.undo(),
+    onRedo: () => client.redo(),
+    onCompositionEnd: () => {
+      const held = heldMessages || [];
+      heldMessages = null;
+      held.forEach(deliver);
+    },
+  });
+
+  function deliver(msg) {
+    if (editor.isComposing()) {
+      // Writing to the text area now would break the composition: apply later.
+      (heldMessages ||= []).push(msg);
+      return;
+    }
+    editor.catchUp();
+    client.receive(msg);
+  }
+
+  function showStatus() {
+    const failure = client.failure;
+    updateStatus({
+      state: connState.state,
+      version: client.version,
+      dirty: client.hasUnsent(),
+      message: connState.message || (failure ? `Not syncing: ${failure.message} Copy your text and reload.` : undefined),
+    });
+  }
+
+  if (early !== initial) {
+    textarea.value = early;
+    textarea.setSelectionRange(earlySelection[0], earlySelection[1]);
+    editor.catchUp(); // one edit, placed by the caret
+  }
+
+  if (window.htmx) {
+    connection = connect({
+      element: collab,
+      htmx: window.htmx,
+      client,
+      name: displayName(),
+      onMessage: deliver,
+      onState: (s) => {
+        connState = s;
+        showStatus();
+      },
+    });
+  } else {
+    connState = { state: "offline", message: "Offline: the page's scripts did not load." };
+  }
+  showStatus();
+
+  window.addEventListener("beforeunload", (e) => {
+    if (client.hasUnsent() || editor.isComposing()) {
+      e.preventDefault();
+      e.returnValue = ""; // older browsers need this to ask
+    }
+  });
+
+  // For tests and debugging in the console.
+  window.tandem = { client, editor, connection };
+}

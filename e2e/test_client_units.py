@@ -1,0 +1,944 @@
+"""Unit tests of the browser client's modules (static/js), run inside Chromium.
+
+No Tandem server is needed: a tiny HTTP server in a thread serves static/ (and a test
+helper module), and each test imports the ES modules in a blank page and checks them
+there: delta.js (apply, compose, transform, transformIndex, anchoredDiff, splitDelta,
+with emoji, CJK and combining marks), sync-client.js against a fake transport and a fake
+OT server (acks while typing, pokes, resends, undo queueing, errors, large pastes, and a
+seeded multi-editor convergence run), and textarea.js driven by real key presses and a
+real IME composition (Chrome DevTools' Input.imeSetComposition).
+
+Run: .venv/bin/pytest e2e/test_client_units.py -q -p no:django
+"""
+
+# ruff: noqa: E501  (the in-page tests are JavaScript source in strings)
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+REPO = Path(__file__).resolve().parent.parent
+STATIC = REPO / "static"
+
+BLANK_PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>units</title></head>
+<body><textarea id="ta" style="width:300px;height:120px"></textarea></body></html>"""
+
+# Helpers for the in-page tests: a seeded PRNG, random texts and deltas that respect
+# surrogate pairs, and a fake server speaking docs/protocol.md with plain OT (the real
+# server merges with a CRDT; to a client the two look the same).
+TESTLIB_JS = r"""
+import { apply, compose, transform, normalize } from "/static/js/delta.js";
+
+export function rng(seed) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// Pieces that are whole characters: ASCII, CJK, emoji (surrogate pairs), a combining
+// mark, a ZWJ sequence, newlines.
+export const PIECES = ["a", "b", "c", " ", "\n", "漢", "字", "😀", "🎉", "e\u0301", "\u0301", "👩\u200d💻", "é"];
+
+export function randomText(r, maxPieces) {
+  let s = "";
+  const n = Math.floor(r() * (maxPieces + 1));
+  for (let i = 0; i < n; i++) s += PIECES[Math.floor(r() * PIECES.length)];
+  return s;
+}
+
+// Positions of `text` that do not split a surrogate pair.
+export function boundaries(text) {
+  const out = [];
+  for (let i = 0; i <= text.length; i++) {
+    const hi = text.charCodeAt(i - 1), lo = text.charCodeAt(i);
+    if (!(hi >= 0xd800 && hi <= 0xdbff && lo >= 0xdc00 && lo <= 0xdfff)) out.push(i);
+  }
+  return out;
+}
+
+// A random delta on `text` (several ops).
+export function randomDelta(r, text) {
+  const b = boundaries(text);
+  const ops = [];
+  let pos = 0;
+  while (true) {
+    const later = b.filter((x) => x >= pos);
+    if (later.length <= 1 || r() < 0.25) break;
+    const target = later[Math.floor(r() * later.length)];
+    const kind = r();
+    if (kind < 0.4) {
+      ops.push({ insert: randomText(r, 3) || "x" });
+    } else if (kind < 0.7 && target > pos) {
+      ops.push({ delete: target - pos });
+      pos = target;
+    } else if (target > pos) {
+      ops.push({ retain: target - pos });
+      pos = target;
+    }
+  }
+  if (r() < 0.3) ops.push({ insert: randomText(r, 2) || "y" });
+  return normalize(ops.filter((op) => op.insert !== "" && op.retain !== 0 && op.delete !== 0));
+}
+
+// A fake Tandem server for one document: versioned, OT-merging, idempotent on (cid, rid).
+export class FakeServer {
+  constructor(text = "", version = 0) {
+    this.version = version;
+    this.texts = { [version]: text };
+    this.log = {}; // version -> delta from version - 1
+    this.answered = new Map(); // "cid/rid" -> answer
+    this.requests = [];
+  }
+  get text() { return this.texts[this.version]; }
+  since(base) {
+    let d = [];
+    for (let v = base + 1; v <= this.version; v++) d = compose(d, this.log[v]);
+    return d;
+  }
+  commit(delta) {
+    if (delta.length === 0) return;
+    this.log[this.version + 1] = delta;
+    this.texts[this.version + 1] = apply(this.text, delta);
+    this.version += 1;
+  }
+  // Someone else's edit, made on the current text.
+  remote(delta) { this.commit(delta); }
+  handle(json) {
+    const req = JSON.parse(json);
+    this.requests.push(req);
+    const key = `${req.cid}/${req.rid}`;
+    if (this.answered.has(key)) return this.answered.get(key);
+    if (!(req.base in this.texts)) return { type: "error", code: "bad_base", message: "no such version", rid: req.rid };
+    const since = this.since(req.base);
+    apply(this.texts[req.base], req.ops); // throws on a bad request
+    this.commit(transform(since, req.ops, true)); // what was there first stays first
+    const answer = { type: "ack", rid: req.rid, version: this.version, delta: transform(req.ops, since, false) };
+    this.answered.set(key, answer);
+    return answer;
+  }
+}
+"""
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    extra: dict[str, tuple[str, bytes]] = {}  # path -> (content type, body)
+    roots: dict[str, Path] = {}  # URL prefix -> folder
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path in self.extra:
+            content_type, body = self.extra[path]
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+    def translate_path(self, path: str) -> str:
+        # /static/... from the project's static folder, /htmx/... from django-htmx's.
+        path = path.split("?", 1)[0]
+        for prefix, root in self.roots.items():
+            if path.startswith(prefix):
+                target = (root / path[len(prefix) :]).resolve()
+                if root.resolve() in target.parents:
+                    return str(target)
+        return str(REPO / "nonexistent")
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class StaticServer:
+    """Serves static/ (and extra in-memory pages) on 127.0.0.1:<free port>, in a thread."""
+
+    def __init__(self, extra: dict[str, tuple[str, bytes]]) -> None:
+        import django_htmx
+
+        roots = {
+            "/static/": STATIC,
+            "/htmx/": Path(django_htmx.__file__).resolve().parent / "static" / "django_htmx",
+        }
+        self.extra = extra  # more pages can be added while it runs
+
+        class Handler(_Handler):
+            pass
+
+        Handler.extra = extra
+        Handler.roots = roots
+        Handler.extensions_map = {**_Handler.extensions_map, ".js": "text/javascript"}
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> StaticServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def static_server() -> Iterator[StaticServer]:
+    extra = {
+        "/blank.html": ("text/html; charset=utf-8", BLANK_PAGE),
+        "/testlib.js": ("text/javascript", TESTLIB_JS.encode()),
+    }
+    with StaticServer(extra) as srv:
+        yield srv
+
+
+@pytest.fixture
+def unit_page(browser: Browser, static_server: StaticServer) -> Iterator[Page]:
+    """A blank page on the static server (its own context: no Tandem server needed)."""
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(static_server.url + "/blank.html")
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def run(page: Page, body: str, arg: Any = None) -> Any:
+    """Runs `body` (an async function body with `d` = delta.js, `S` = sync-client.js,
+    `T` = textarea.js, `L` = the test helpers, `arg`) in the page; returns its result."""
+    return page.evaluate(
+        """async ([body, arg]) => {
+            const d = await import('/static/js/delta.js');
+            const S = await import('/static/js/sync-client.js');
+            const T = await import('/static/js/textarea.js');
+            const L = await import('/testlib.js');
+            const fn = new (Object.getPrototypeOf(async function () {}).constructor)('d', 'S', 'T', 'L', 'arg', body);
+            return await fn(d, S, T, L, arg);
+        }""",
+        [body, arg],
+    )
+
+
+# ------------------------------------------------------------------------- delta.js
+
+
+APPLY_CASES = [
+    ("", [], ""),
+    ("abc", [{"retain": 1}, {"insert": "X"}], "aXbc"),
+    ("abc", [{"delete": 1}], "bc"),
+    ("abc", [{"retain": 3}, {"insert": "!"}], "abc!"),
+    ("a😀b", [{"retain": 3}, {"insert": "漢"}], "a😀漢b"),
+    ("a😀b", [{"retain": 1}, {"delete": 2}], "ab"),
+    ("e\u0301x", [{"retain": 2}, {"delete": 1}, {"insert": "🎉"}], "e\u0301🎉"),
+    ("漢字", [{"insert": "👩\u200d💻"}, {"retain": 1}, {"delete": 1}], "👩\u200d💻漢"),
+]
+
+
+@pytest.mark.parametrize(("text", "delta", "expected"), APPLY_CASES)
+def test_apply(unit_page: Page, text: str, delta: list[dict[str, Any]], expected: str) -> None:
+    assert run(unit_page, "return d.apply(arg[0], arg[1]);", [text, delta]) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "delta"),
+    [
+        ("abc", [{"retain": 4}]),
+        ("abc", [{"retain": 1}, {"delete": 3}]),
+        ("a😀b", [{"retain": 2}]),  # inside the pair
+        ("a😀b", [{"retain": 1}, {"delete": 1}]),
+        ("abc", [{"insert": "\ud83d"}]),  # lone surrogate
+        ("abc", [{"insert": "a\r\nb"}]),  # CR
+        ("abc", [{"retain": 0}]),
+        ("abc", [{"insert": ""}]),
+        ("abc", [{"retain": 1.5}]),
+        ("abc", [{"retain": 1, "delete": 1}]),
+        ("abc", [{"bogus": 1}]),
+    ],
+)
+def test_apply_rejects_what_the_protocol_forbids(
+    unit_page: Page, text: str, delta: list[dict[str, Any]]
+) -> None:
+    assert (
+        run(
+            unit_page,
+            "try { d.apply(arg[0], arg[1]); return 'applied'; } catch (e) { return 'error'; }",
+            [text, delta],
+        )
+        == "error"
+    )
+
+
+def test_compose_and_normal_form(unit_page: Page) -> None:
+    result = run(
+        unit_page,
+        """
+        return [
+          d.compose([{insert: 'abc'}], [{retain: 1}, {delete: 1}]),
+          d.compose([{retain: 2}, {insert: 'x'}], [{retain: 3}, {insert: 'y'}]),
+          d.compose([{delete: 1}], [{insert: 'z'}]),
+          d.compose([{insert: '😀'}], [{delete: 2}]),
+          d.normalize([{retain: 1}, {retain: 2}, {delete: 1}, {insert: 'a'}, {retain: 5}]),
+          d.isNoop([{retain: 3}]), d.isNoop([]), d.isNoop([{insert: 'a'}]),
+        ];
+        """,
+    )
+    assert result == [
+        [{"insert": "ac"}],
+        [{"retain": 2}, {"insert": "xy"}],
+        [{"insert": "z"}, {"delete": 1}],
+        [],
+        [{"retain": 3}, {"insert": "a"}, {"delete": 1}],
+        True,
+        True,
+        False,
+    ]
+
+
+def test_compose_and_transform_properties_on_random_deltas(unit_page: Page) -> None:
+    """For a few hundred seeded random texts and deltas (emoji, CJK, combining marks):
+    compose is apply-then-apply, transform converges both ways with either priority, and
+    transformIndex follows a character that survives."""
+    failures = run(
+        unit_page,
+        """
+        const r = L.rng(20240607);
+        const bad = [];
+        for (let i = 0; i < 400 && bad.length < 5; i++) {
+          const s = L.randomText(r, 12);
+          const a = L.randomDelta(r, s);
+          const b = L.randomDelta(r, s);
+          const sa = d.apply(s, a), sb = d.apply(s, b);
+          // compose
+          const c = L.randomDelta(r, sa);
+          if (d.apply(s, d.compose(a, c)) !== d.apply(sa, c)) bad.push(['compose', s, a, c]);
+          // transform convergence, both priorities
+          for (const p of [true, false]) {
+            const left = d.apply(sa, d.transform(a, b, p));
+            const right = d.apply(sb, d.transform(b, a, !p));
+            if (left !== right) bad.push(['transform', p, s, a, b, left, right]);
+          }
+          // transformIndex: a character of s that a keeps is found where it went
+          const bs = L.boundaries(s);
+          const idx = bs[Math.floor(r() * bs.length)];
+          if (idx < s.length) {
+            const kept = d.compose(a, []);  // canonical copy
+            let pos = 0, deleted = false;
+            for (const op of kept) {
+              if (op.insert !== undefined) continue;
+              const n = op.retain ?? op.delete;
+              if (op.delete !== undefined && idx >= pos && idx < pos + n) deleted = true;
+              pos += n;
+            }
+            if (!deleted) {
+              const j = d.transformIndex(a, idx, false);  // pushed past inserts at idx
+              if (sa.charCodeAt(j) !== s.charCodeAt(idx)) bad.push(['index', s, a, idx, j]);
+            }
+          }
+        }
+        return bad;
+        """,
+    )
+    assert failures == []
+
+
+def test_transform_ties_and_transform_index(unit_page: Page) -> None:
+    result = run(
+        unit_page,
+        """
+        const a = [{retain: 1}, {insert: 'A'}], b = [{retain: 1}, {insert: 'B'}];
+        return [
+          d.apply(d.apply('xy', a), d.transform(a, b, true)),   // a first
+          d.apply(d.apply('xy', a), d.transform(a, b, false)),  // b first
+          d.transformIndex([{retain: 2}, {insert: 'zz'}], 2, false),
+          d.transformIndex([{retain: 2}, {insert: 'zz'}], 2, true),
+          d.transformIndex([{retain: 2}, {insert: 'zz'}], 1, false),
+          d.transformIndex([{delete: 3}], 5),
+          d.transformIndex([{retain: 1}, {delete: 3}], 2),
+          d.transformIndex([{insert: '😀'}], 0),
+        ];
+        """,
+    )
+    assert result == ["xABy", "xBAy", 4, 2, 1, 2, 1, 2]
+
+
+# Anchored diff: (before, after, selection before [start, end], backward?) -> delta
+ANCHORED_CASES = [
+    # typing "a" into "aa" at the start: the op is at the caret, not at the end
+    ("aa", "aaa", 0, 0, False, [{"insert": "a"}]),
+    ("aa", "aaa", 1, 1, False, [{"retain": 1}, {"insert": "a"}]),
+    # Backspace in "aaa" with the caret at 2 deletes the character before the caret
+    ("aaa", "aa", 2, 2, True, [{"retain": 1}, {"delete": 1}]),
+    # Delete (forward) at 1
+    ("aaa", "aa", 1, 1, False, [{"retain": 1}, {"delete": 1}]),
+    # replace a selection
+    (
+        "hello world",
+        "hello there",
+        6,
+        11,
+        False,
+        [{"retain": 6}, {"insert": "there"}, {"delete": 5}],
+    ),
+    ("abab", "ab", 2, 4, False, [{"retain": 2}, {"delete": 2}]),
+    # paste at the caret, pasted text repeating its surroundings
+    ("xyxy", "xyxyxy", 2, 2, False, [{"retain": 2}, {"insert": "xy"}]),
+    # Backspace over an emoji: both halves go
+    ("a😀b", "ab", 3, 3, True, [{"retain": 1}, {"delete": 2}]),
+    # replacing one emoji with another that shares the high surrogate: never half a pair
+    ("😀", "😃", 0, 2, False, [{"insert": "😃"}, {"delete": 2}]),
+    ("x😀😀", "x😀", 5, 5, True, [{"retain": 3}, {"delete": 2}]),
+    # combining mark typed after a letter
+    ("e", "e\u0301", 1, 1, False, [{"retain": 1}, {"insert": "\u0301"}]),
+    # IME: "ni" composed into 你 at the caret (the composition started at 1)
+    ("a", "a你", 1, 1, False, [{"retain": 1}, {"insert": "你"}]),
+    # a word deleted backwards (Ctrl+Backspace)
+    ("one two two", "one two ", 11, 11, True, [{"retain": 8}, {"delete": 3}]),
+    # no change
+    ("same", "same", 1, 1, False, []),
+    # an anchor that no single edit fits is clamped, never wrong
+    ("abc", "abXc", 0, 0, False, [{"retain": 2}, {"insert": "X"}]),
+]
+
+
+@pytest.mark.parametrize(("prev", "nxt", "start", "end", "backward", "expected"), ANCHORED_CASES)
+def test_anchored_diff(
+    unit_page: Page, prev: str, nxt: str, start: int, end: int, backward: bool, expected: list[Any]
+) -> None:
+    delta = run(unit_page, "return d.anchoredDiff(...arg);", [prev, nxt, start, end, backward])
+    assert delta == expected
+    assert run(unit_page, "return d.apply(arg[0], arg[1]);", [prev, delta]) == nxt
+
+
+def test_anchored_diff_random_single_edits(unit_page: Page) -> None:
+    """Random single edits diffed with the selection they were made with: an insert at
+    the caret, a Backspace or Delete of a range, or a replaced selection. Inserts and
+    deletes come back exactly as made (even amid repeated text); every result applies and
+    never holds half a surrogate pair."""
+    bad = run(
+        unit_page,
+        """
+        const r = L.rng(7);
+        const bad = [];
+        for (let i = 0; i < 600; i++) {
+          const s = L.randomText(r, 8);
+          const b = L.boundaries(s);
+          let x = b[Math.floor(r() * b.length)], y = b[Math.floor(r() * b.length)];
+          if (x > y) [x, y] = [y, x];
+          const kind = Math.floor(r() * 4);
+          let t, delta, exact;
+          if (kind === 0) {          // typing or pasting at the caret x
+            const ins = L.randomText(r, 3) || 'a';
+            t = s.slice(0, x) + ins + s.slice(x);
+            delta = d.anchoredDiff(s, t, x, x, false);
+            exact = d.normalize([{retain: x}, {insert: ins}]);
+          } else if (kind === 1) {   // Backspace with the caret at y, removing [x, y)
+            t = s.slice(0, x) + s.slice(y);
+            delta = d.anchoredDiff(s, t, y, y, true);
+            exact = d.normalize([{retain: x}, {delete: y - x}]);
+          } else if (kind === 2) {   // Delete (forward) with the caret at x, removing [x, y)
+            t = s.slice(0, x) + s.slice(y);
+            delta = d.anchoredDiff(s, t, x, x, false);
+            exact = d.normalize([{retain: x}, {delete: y - x}]);
+          } else {                   // the selection [x, y) replaced
+            t = s.slice(0, x) + L.randomText(r, 3) + s.slice(y);
+            delta = d.anchoredDiff(s, t, x, y, false);
+            exact = null;
+          }
+          if (d.apply(s, delta) !== t) bad.push(['apply', s, t, x, y, delta]);
+          if (exact && JSON.stringify(delta) !== JSON.stringify(exact)) bad.push(['exact', kind, s, x, y, delta, exact]);
+          for (const op of delta) if (op.insert !== undefined && d.hasLoneSurrogate(op.insert)) bad.push(['lone', s, t, delta]);
+        }
+        return bad;
+        """,
+    )
+    assert bad == []
+
+
+def test_split_delta_keeps_requests_small_and_exact(unit_page: Page) -> None:
+    result = run(
+        unit_page,
+        """
+        const big = '😀'.repeat(3000) + 'x'.repeat(5000) + '"\\\\\\n'.repeat(1000);
+        const base = 'hello world';
+        const delta = [{retain: 5}, {insert: big}, {delete: 1}, {retain: 3}, {insert: 'tail'}];
+        const out = [];
+        let rest = delta, text = base, pieces = 0;
+        while (rest.length) {
+          const [head, tail] = d.splitDelta(rest, 4000);
+          if (JSON.stringify(head).length > 4000 && new TextEncoder().encode(JSON.stringify(head)).length > 4000) out.push('too big');
+          for (const op of head) if (op.insert && d.hasLoneSurrogate(op.insert)) out.push('split pair');
+          if (!head.length) { out.push('no progress'); break; }
+          text = d.apply(text, head);
+          rest = tail;
+          pieces += 1;
+        }
+        const small = d.splitDelta([{retain: 1}, {insert: 'ab'}], 1000);
+        return {ok: text === d.apply(base, delta), pieces, out, small,
+                size: d.jsonSize(delta) >= new TextEncoder().encode(JSON.stringify(delta)).length};
+        """,
+    )
+    assert result["ok"] and result["out"] == [] and result["pieces"] > 5
+    assert result["small"] == [[{"retain": 1}, {"insert": "ab"}], []]
+    assert result["size"]
+
+
+# ------------------------------------------------------------------- sync-client.js
+
+# A harness: one SyncClient with a fake transport (frames collected in `sent`) and a
+# FakeServer that answers when the test says so.
+HARNESS = """
+const server = new L.FakeServer(arg?.text ?? 'hello', 5);
+const sent = [];
+const remote = [];
+let selection = [0, 0];
+const c = new S.SyncClient({
+  text: server.text, version: 5, cid: 'test-client-1',
+  send: (json) => sent.push(json),
+  onRemote: (delta) => remote.push(delta),
+  getSelection: () => selection,
+  maxBytes: arg?.maxBytes,
+});
+const answer = (i = sent.length - 1) => c.receive(server.handle(sent[i]));
+const last = () => JSON.parse(sent[sent.length - 1]);
+const type = (pos, s) => c.edit(d.normalize([{retain: pos}, {insert: s}]));
+"""
+
+
+def sync_scenario(page: Page, body: str, arg: Any = None) -> Any:
+    return run(page, HARNESS + body, arg)
+
+
+def test_sync_first_request_and_ack_while_typing(unit_page: Page) -> None:
+    r = sync_scenario(
+        unit_page,
+        """
+        c.open();                       // connect: a catch-up sync with no ops
+        const first = last();
+        answer();
+        type(5, '!');                   // sent at once
+        const second = last();
+        type(6, '?');                   // typed while the request is in flight: held
+        const held = sent.length;
+        server.remote([{insert: '>> '}]);   // someone else types at the start meanwhile
+        answer(1);                      // the ack carries '>> ' and the next request goes out
+        const third = last();
+        answer();
+        return {first, second, held, third, text: c.text, shadow: c.shadow, version: c.version,
+                server: server.text, remote, sentCount: sent.length, unsent: c.hasUnsent()};
+        """,
+    )
+    assert r["first"] == {
+        "type": "sync",
+        "cid": "test-client-1",
+        "rid": 1,
+        "base": 5,
+        "ops": [],
+        "action": "",
+        "sel": [0, 0],
+    }
+    assert r["second"]["rid"] == 2 and r["second"]["ops"] == [{"retain": 5}, {"insert": "!"}]
+    assert r["held"] == 2
+    # The pending '?' was rebased past the server's '>> ' and sent with the new base.
+    assert r["third"]["rid"] == 3 and r["third"]["base"] == 7
+    assert r["third"]["ops"] == [{"retain": 9}, {"insert": "?"}]
+    assert r["text"] == r["shadow"] == r["server"] == ">> hello!?"
+    assert r["version"] == 8
+    assert r["remote"] == [[{"insert": ">> "}]]
+    assert r["sentCount"] == 3 and r["unsent"] is False
+
+
+def test_sync_poke_is_ignored_while_in_flight(unit_page: Page) -> None:
+    r = sync_scenario(
+        unit_page,
+        """
+        c.open();
+        const n0 = sent.length;           // 1: the catch-up sync is in flight
+        c.receive({type: 'poke', version: 99});
+        const n1 = sent.length;           // still 1
+        answer();
+        const n2 = sent.length;
+        server.remote([{retain: 5}, {insert: ' world'}]);
+        c.receive({type: 'poke', version: server.version});
+        const n3 = sent.length;           // 2: an empty sync to fetch the change
+        const req = last();
+        answer();
+        c.receive({type: 'poke', version: 1});  // even an old-looking poke is answered
+        const n4 = sent.length;
+        return {n0, n1, n2, n3, n4, req, text: c.text};
+        """,
+    )
+    assert (r["n0"], r["n1"], r["n2"], r["n3"], r["n4"]) == (1, 1, 1, 2, 3)
+    assert r["req"]["ops"] == [] and r["req"]["rid"] == 2
+    assert r["text"] == "hello world"
+
+
+def test_sync_resends_the_unanswered_request_unchanged_after_reconnect(unit_page: Page) -> None:
+    r = sync_scenario(
+        unit_page,
+        """
+        c.open(); answer();
+        type(0, 'A');                  // rid 2 in flight...
+        const inflight = sent[sent.length - 1];
+        server.handle(inflight);       // ...the server applied it but the answer was lost
+        c.close();
+        type(1, 'B');                  // offline typing
+        const whileClosed = sent.length;
+        c.open();                      // reconnect: the same frame first, nothing else
+        const resent = sent[sent.length - 1];
+        const afterOpen = sent.length;
+        answer();                      // answered from what the server stored
+        const next = last();
+        answer();
+        return {same: resent === inflight, whileClosed, afterOpen, next, text: c.text,
+                server: server.text, requests: server.requests.length};
+        """,
+    )
+    assert r["same"] is True
+    assert r["whileClosed"] == 2 and r["afterOpen"] == 3
+    assert r["next"]["rid"] == 3 and r["next"]["ops"] == [{"retain": 1}, {"insert": "B"}]
+    assert r["text"] == r["server"] == "ABhello"
+
+
+def test_sync_undo_is_queued_while_in_flight_and_keeps_later_typing_apart(unit_page: Page) -> None:
+    r = sync_scenario(
+        unit_page,
+        """
+        c.open(); answer();
+        type(5, '1');             // rid 2 in flight
+        type(6, '2');             // pending
+        c.undo();                 // queued after '2'
+        type(7, '3');             // typed after the undo: a separate segment
+        const queued = sent.length;
+        answer();                 // ack of rid 2: rid 3 = '2' + undo
+        const third = last();
+        answer();                 // ack of rid 3: rid 4 = '3'
+        const fourth = last();
+        answer();
+        c.redo();                 // nothing in flight: sent at once
+        const fifth = last();
+        return {queued, third, fourth, fifth};
+        """,
+    )
+    assert r["queued"] == 2
+    assert r["third"]["action"] == "undo" and r["third"]["ops"] == [{"retain": 6}, {"insert": "2"}]
+    assert r["fourth"]["action"] == "" and r["fourth"]["ops"] == [{"retain": 7}, {"insert": "3"}]
+    assert r["fifth"]["action"] == "redo" and r["fifth"]["ops"] == []
+
+
+def test_sync_ignores_answers_to_other_requests_and_handles_errors(unit_page: Page) -> None:
+    r = sync_scenario(
+        unit_page,
+        """
+        c.open(); answer();
+        type(0, 'x');
+        c.receive({type: 'ack', rid: 1, version: 42, delta: [{insert: 'junk'}]});  // old rid
+        const ignored = c.version === 5 && c.text === 'xhello';
+        // too_large: the request changed nothing; it is split smaller and sent again
+        const rid = last().rid;
+        c.receive({type: 'error', code: 'too_large', message: 'too big', rid});
+        const retried = last();
+        answer();
+        // bad_base: syncing stops for good, the text stays, the page says so
+        type(0, 'y');
+        c.receive({type: 'error', code: 'bad_base', message: 'no such version', rid: last().rid});
+        const count = sent.length;
+        type(0, 'z');
+        c.receive({type: 'poke', version: 100});
+        c.tick();
+        return {ignored, retried, failure: c.failure, unsent: c.hasUnsent(), text: c.text,
+                quiet: sent.length === count, maxBytes: c.maxBytes};
+        """,
+    )
+    assert r["ignored"] is True
+    assert r["retried"]["rid"] == 3 and r["retried"]["ops"] == [{"insert": "x"}]
+    assert r["maxBytes"] == 450_000
+    assert r["failure"]["code"] == "bad_base"
+    assert r["unsent"] is True and r["text"] == "zyxhello" and r["quiet"] is True
+
+
+def test_sync_rejects_an_unusable_answer_without_corrupting_the_text(unit_page: Page) -> None:
+    r = sync_scenario(
+        unit_page,
+        """
+        c.open();
+        c.receive({type: 'ack', rid: 1, version: 6, delta: [{retain: 99}]});
+        return {failure: c.failure && c.failure.code, text: c.text, version: c.version};
+        """,
+    )
+    assert r == {"failure": "bad_answer", "text": "hello", "version": 5}
+
+
+def test_sync_idle_tick(unit_page: Page) -> None:
+    r = run(
+        unit_page,
+        """
+        let now = 1000;
+        const sent = [];
+        const c = new S.SyncClient({text: '', version: 0, cid: 'tick-client', send: (j) => sent.push(j),
+                                    now: () => now, idleMs: 5000});
+        c.tick();                                  // not connected: nothing
+        c.open();                                  // catch-up sync
+        c.receive({type: 'ack', rid: 1, version: 0, delta: []});
+        now += 4000; c.tick(); const a = sent.length;
+        now += 1500; c.tick(); const b = sent.length;   // idle 5.5 s: a sync
+        now += 9000; c.tick(); const e = sent.length;   // in flight: not again
+        return [a, b, e];
+        """,
+    )
+    assert r == [1, 2, 2]
+
+
+def test_sync_splits_a_huge_paste_into_requests_under_the_limit(unit_page: Page) -> None:
+    r = sync_scenario(
+        unit_page,
+        """
+        c.open(); answer();
+        const paste = ('Paste 😀 漢字 line\\n').repeat(40000);   // ~ 1 MB of JSON
+        type(5, paste);
+        let guard = 0;
+        while (c.inFlight && guard++ < 50) answer();
+        const sizes = sent.map((j) => new TextEncoder().encode(j).length);
+        return {ok: c.text === server.text && server.text === 'hello' + paste,
+                count: sent.length, max: Math.max(...sizes), unsent: c.hasUnsent()};
+        """,
+        {"maxBytes": 300_000},
+    )
+    assert r["ok"] is True and r["unsent"] is False
+    assert r["max"] <= 300_000 and r["count"] >= 5
+
+
+def test_sync_many_editors_converge(unit_page: Page) -> None:
+    """Seeded random run: 4 clients type, delete, undo-free, with random delivery order
+    and delays and a disconnect now and then; all end with the server's text, and
+    every inserted token is there exactly once (no loss, no duplicate)."""
+    r = run(
+        unit_page,
+        """
+        const results = [];
+        for (let seed = 1; seed <= 25; seed++) {
+          const r = L.rng(seed);
+          const server = new L.FakeServer('', 0);
+          const clients = [];
+          const toServer = [];   // [client index, json]
+          const toClient = [];   // [client index, message]
+          let token = 0;
+          const tokens = [];
+          for (let i = 0; i < 4; i++) {
+            const c = new S.SyncClient({text: '', version: 0, cid: 'client-' + i + '-seed' + seed,
+                                        send: (json) => toServer.push([i, json])});
+            c.open();
+            clients.push(c);
+          }
+          for (let step = 0; step < 300; step++) {
+            const x = r();
+            const i = Math.floor(r() * clients.length);
+            const c = clients[i];
+            if (x < 0.35) {
+              const t = '<' + (token++) + '>';
+              tokens.push(t);
+              // insert at a token boundary so tokens stay whole
+              const cuts = [0, ...[...c.text.matchAll(/>/g)].map((m) => m.index + 1)];
+              const at = cuts[Math.floor(r() * cuts.length)];
+              c.edit(d.normalize([{retain: at}, {insert: t}]));
+            } else if (x < 0.55 && toServer.length) {
+              const [j, json] = toServer.splice(Math.floor(r() * toServer.length), 1)[0];
+              if (clients[j].connected) toClient.push([j, server.handle(json)]);
+            } else if (x < 0.8 && toClient.length) {
+              // per client, answers arrive in order
+              const [j, msg] = toClient.shift();
+              if (clients[j].connected) clients[j].receive(msg);
+            } else if (x < 0.85) {
+              for (const [j] of clients.entries()) if (!clients[j].inFlight) clients[j].receive({type: 'poke', version: server.version});
+            } else if (x < 0.9 && c.connected) {
+              // drop the connection: frames in transit for it are lost
+              c.close();
+              for (let k = toServer.length - 1; k >= 0; k--) if (toServer[k][0] === i) toServer.splice(k, 1);
+              for (let k = toClient.length - 1; k >= 0; k--) if (toClient[k][0] === i) toClient.splice(k, 1);
+            } else if (!c.connected) {
+              c.open();
+            }
+          }
+          // settle: reconnect everyone, deliver everything, sync until quiet
+          for (const c of clients) if (!c.connected) c.open();
+          for (let round = 0; round < 200 && (toServer.length || toClient.length || clients.some((c) => c.hasUnsent() || c.version !== server.version)); round++) {
+            while (toServer.length) { const [j, json] = toServer.shift(); toClient.push([j, server.handle(json)]); }
+            while (toClient.length) { const [j, msg] = toClient.shift(); clients[j].receive(msg); }
+            for (const c of clients) c.receive({type: 'poke', version: server.version});
+          }
+          const texts = clients.map((c) => c.text);
+          const found = tokens.map((t) => server.text.split(t).length - 1);
+          results.push({seed, same: texts.every((t) => t === server.text) && clients.every((c) => c.shadow === server.text),
+                        tokens: found.every((n) => n === 1), count: tokens.length});
+        }
+        return results;
+        """,
+    )
+    assert all(x["same"] and x["tokens"] for x in r), [
+        x for x in r if not (x["same"] and x["tokens"])
+    ]
+    assert sum(x["count"] for x in r) > 1000
+
+
+# ---------------------------------------------------------------------- textarea.js
+
+TEXTAREA_SETUP = """
+const ta = document.getElementById('ta');
+ta.value = arg?.value ?? '';
+const edits = [];
+const calls = [];
+window.__edits = edits;
+window.__calls = calls;
+window.__binding = T.bindTextarea(ta, {
+  onEdit: (delta) => edits.push(delta),
+  onUndo: () => calls.push('undo'),
+  onRedo: () => calls.push('redo'),
+  onCompositionEnd: () => calls.push('compositionend'),
+});
+ta.focus();
+ta.setSelectionRange(arg?.caret ?? ta.value.length, arg?.caret ?? ta.value.length);
+"""
+
+
+def bind_textarea(page: Page, value: str = "", caret: int | None = None) -> None:
+    run(page, TEXTAREA_SETUP, {"value": value, "caret": caret})
+
+
+def edits(page: Page) -> list[Any]:
+    return page.evaluate("window.__edits.splice(0)")
+
+
+def test_textarea_typing_backspace_delete_and_selection(unit_page: Page) -> None:
+    bind_textarea(unit_page, "aaa", caret=1)
+    unit_page.keyboard.type("a")
+    assert edits(unit_page) == [[{"retain": 1}, {"insert": "a"}]]
+    unit_page.keyboard.press("Backspace")  # caret 2 in "aaaa": deletes index 1
+    assert edits(unit_page) == [[{"retain": 1}, {"delete": 1}]]
+    unit_page.keyboard.press("Delete")  # caret 1: deletes index 1 (forward)
+    assert edits(unit_page) == [[{"retain": 1}, {"delete": 1}]]
+    unit_page.evaluate("document.getElementById('ta').setSelectionRange(0, 2)")
+    unit_page.keyboard.type("Z")  # replaces the selection "aa"
+    assert edits(unit_page) == [[{"insert": "Z"}, {"delete": 2}]]
+    assert unit_page.evaluate("document.getElementById('ta').value") == "Z"
+
+
+def test_textarea_emoji_and_cjk_and_paste(unit_page: Page) -> None:
+    bind_textarea(unit_page, "x", caret=1)
+    unit_page.keyboard.insert_text("😀漢")
+    assert edits(unit_page) == [[{"retain": 1}, {"insert": "😀漢"}]]
+    unit_page.keyboard.press("ArrowLeft")
+    unit_page.keyboard.press("Backspace")  # the whole emoji (2 units)
+    assert edits(unit_page) == [[{"retain": 1}, {"delete": 2}]]
+    # A real Ctrl+V of 100 KB (with CRLFs, which the text area turns into LFs): one edit.
+    unit_page.evaluate("navigator.clipboard.writeText('line of pasted text 😀\\r\\n'.repeat(4500))")
+    unit_page.evaluate("document.getElementById('ta').setSelectionRange(1, 1)")
+    unit_page.keyboard.press("Control+v")
+    pasted = edits(unit_page)
+    expected = "line of pasted text 😀\n" * 4500
+    assert pasted == [[{"retain": 1}, {"insert": expected}]]
+    assert unit_page.evaluate("document.getElementById('ta').value") == "x" + expected + "漢"
+
+
+def test_textarea_ime_composition_is_one_edit_at_its_end(unit_page: Page) -> None:
+    bind_textarea(unit_page, "ab", caret=1)
+    cdp = unit_page.context.new_cdp_session(unit_page)
+    cdp.send("Input.imeSetComposition", {"text": "n", "selectionStart": 1, "selectionEnd": 1})
+    cdp.send("Input.imeSetComposition", {"text": "ni", "selectionStart": 2, "selectionEnd": 2})
+    cdp.send("Input.imeSetComposition", {"text": "你", "selectionStart": 1, "selectionEnd": 1})
+    assert edits(unit_page) == []  # nothing half-composed
+    assert unit_page.evaluate("window.__binding.isComposing()") is True
+    cdp.send("Input.insertText", {"text": "你"})  # commit
+    assert edits(unit_page) == [[{"retain": 1}, {"insert": "你"}]]
+    assert unit_page.evaluate("window.__binding.isComposing()") is False
+    assert unit_page.evaluate("window.__calls") == ["compositionend"]
+    assert unit_page.evaluate("document.getElementById('ta').value") == "a你b"
+
+
+def test_textarea_undo_keys_go_to_the_server_not_the_browser(unit_page: Page) -> None:
+    bind_textarea(unit_page, "", caret=0)
+    unit_page.keyboard.type("abc")
+    edits(unit_page)
+    unit_page.keyboard.press("Control+z")
+    unit_page.keyboard.press("Control+Shift+z")
+    unit_page.keyboard.press("Control+y")
+    unit_page.keyboard.press("Meta+z")
+    assert unit_page.evaluate("window.__calls") == ["undo", "redo", "redo", "undo"]
+    assert (
+        unit_page.evaluate("document.getElementById('ta').value") == "abc"
+    )  # browser undo did not run
+    assert edits(unit_page) == []
+
+
+def test_textarea_remote_change_keeps_caret_selection_and_scroll(unit_page: Page) -> None:
+    text = "".join(f"line {i}\n" for i in range(200))
+    bind_textarea(unit_page, text, caret=0)
+    r = unit_page.evaluate(
+        """() => {
+            const ta = document.getElementById('ta');
+            const b = window.__binding;
+            const out = {};
+            // a selection made backwards in the middle, scrolled there
+            ta.setSelectionRange(700, 710, 'backward');
+            ta.scrollTop = 900;
+            const scroll = ta.scrollTop;
+            b.applyRemote([{insert: 'REMOTE\\n'}]);            // before the selection
+            out.sel1 = [ta.selectionStart, ta.selectionEnd, ta.selectionDirection];
+            out.scroll1 = ta.scrollTop === scroll;
+            b.applyRemote([{retain: 1500}, {insert: 'after'}]);   // after it: unchanged
+            out.sel2 = [ta.selectionStart, ta.selectionEnd];
+            // a collapsed caret with text inserted exactly at it stays before that text
+            ta.setSelectionRange(5, 5);
+            b.applyRemote([{retain: 5}, {insert: 'XY'}]);
+            out.caret = [ta.selectionStart, ta.selectionEnd];
+            // the selection does not grow when text is inserted at its edges
+            ta.setSelectionRange(10, 12);
+            b.applyRemote([{retain: 10}, {insert: '<'}, {retain: 2}, {insert: '>'}]);
+            out.edges = [ta.selectionStart, ta.selectionEnd, ta.value.slice(ta.selectionStart, ta.selectionEnd)];
+            // a deletion around the caret puts it at the deletion
+            ta.setSelectionRange(30, 30);
+            b.applyRemote([{retain: 25}, {delete: 10}]);
+            out.deleted = ta.selectionStart;
+            out.edits = window.__edits.length;   // remote changes are not local edits
+            return out;
+        }"""
+    )
+    assert r["sel1"] == [707, 717, "backward"] and r["scroll1"] is True
+    assert r["sel2"] == [707, 717]
+    assert r["caret"] == [5, 5]
+    assert r["edges"][0] == 11 and r["edges"][1] == 13
+    assert r["deleted"] == 25
+    assert r["edits"] == 0
+
+
+def test_textarea_lone_surrogates_become_replacement_characters(unit_page: Page) -> None:
+    bind_textarea(unit_page, "ab", caret=1)
+    r = unit_page.evaluate(
+        """() => {
+            document.execCommand('insertText', false, 'x\\ud83dy');
+            const ta = document.getElementById('ta');
+            return [ta.value, window.__edits.splice(0), ta.selectionStart];
+        }"""
+    )
+    # the protocol rejects lone surrogates: the text area and the edit agree on U+FFFD
+    assert r[0] == "ax\ufffdyb"  # Chrome inserts the lone half as it is
+    assert r[1] == [[{"retain": 1}, {"insert": "x\ufffdy"}]]
+    assert r[2] == 4

@@ -1,0 +1,169 @@
+// Hooks the sync client into htmx 2's WebSocket extension (hx-ws-2.js) on the element
+// with ws-connect. htmx owns the socket and swaps the HTML fragments; JSON frames are
+// taken out before htmx sees them. See docs/protocol.md and the pitfalls notes:
+//  - socketWrapper is {send, sendImmediately, reconnect, queue} and nothing else, so
+//    open/closed is tracked here, per raw socket (event.detail.event.target);
+//  - send() would queue while closed and flush *after* our resend: never used here;
+//  - the extension retries only after 1006/1011/1012/1013; after 1000/1001/1005 we
+//    call reconnect(); a 4xxx close is final (the server means it).
+
+const FINAL_MESSAGES = {
+  4403: "This page may not connect from here (cross-origin). Reload it from the server's address.",
+  4404: "This document was deleted.",
+  4400: "The server refused this page (protocol error). Copy any unsaved text and reload.",
+};
+
+const IDLE_TICK_MS = 1000;
+const STUCK_MS = 20_000; // a request unanswered this long on an open socket: reconnect
+
+/** Capped exponential backoff with jitter: ~250 ms, 500 ms, 1 s ... up to 5 s. */
+export function reconnectDelay(retry) {
+  const cap = Math.min(5000, 250 * 2 ** Math.min(retry, 5));
+  return cap / 2 + (Math.random() * cap) / 2;
+}
+
+const ADJECTIVES = ["Quiet", "Brave", "Calm", "Clever", "Gentle", "Happy", "Lucky", "Merry", "Swift", "Witty", "Bright", "Kind"];
+const ANIMALS = ["Otter", "Badger", "Fox", "Heron", "Lynx", "Owl", "Panda", "Robin", "Seal", "Tiger", "Wren", "Yak"];
+
+/** The display name for presence, kept in localStorage (a friendly random one at first). */
+export function displayName(storage = window.localStorage) {
+  const pick = (list) => list[crypto.getRandomValues(new Uint32Array(1))[0] % list.length];
+  try {
+    let name = storage.getItem("tandem:name");
+    if (!name) {
+      name = `${pick(ADJECTIVES)} ${pick(ANIMALS)}`;
+      storage.setItem("tandem:name", name);
+    }
+    return name;
+  } catch {
+    return `${pick(ADJECTIVES)} ${pick(ANIMALS)}`; // storage blocked: a name per page load
+  }
+}
+
+/**
+ * @param {object} o
+ * @param {HTMLElement} o.element   the element with ws-connect (#collab)
+ * @param {object} o.htmx           window.htmx, with the ws extension registered
+ * @param {import('./sync-client.js').SyncClient} o.client
+ * @param {(msg: object) => void} o.onMessage  parsed JSON frames
+ * @param {(s: {state: string, message?: string}) => void} o.onState
+ * @param {string} o.name
+ * @returns {{send: (json: string) => void, state: () => string}}
+ */
+export function connect(o) {
+  const { element, htmx, client } = o;
+  let latest = null; // the newest socket the extension created
+  let open = null; // the socket that is open now, if any
+  let wrapper = null; // the extension's socketWrapper
+  let everOpened = false;
+  let final = null; // {code, message} after a 4xxx close
+  let closeRetries = 0;
+
+  htmx.config.allowScriptTags = false;
+  // The extension resets this when it registers, which has happened by now.
+  htmx.config.wsReconnectDelay = reconnectDelay;
+  const create = htmx.createWebSocket || ((url) => new WebSocket(url, []));
+  htmx.createWebSocket = (url) => {
+    latest = create(url);
+    return latest;
+  };
+
+  function state() {
+    if (open) return "connected";
+    return everOpened || final ? "offline" : "connecting";
+  }
+
+  function report() {
+    o.onState({ state: state(), message: final ? final.message : undefined });
+  }
+
+  function send(json) {
+    if (!open || open !== latest || open.readyState !== WebSocket.OPEN || !wrapper) return;
+    try {
+      wrapper.sendImmediately(json);
+    } catch (err) {
+      console.warn("tandem: send failed", err); // the request is resent on reconnect
+    }
+  }
+
+  element.addEventListener("htmx:wsOpen", (e) => {
+    const socket = e.detail.event.target;
+    if (!latest) latest = socket; // created before our hook was in place
+    if (socket !== latest) {
+      socket.close(); // an older attempt that opened late: keep one socket
+      return;
+    }
+    wrapper = e.detail.socketWrapper;
+    wrapper.queue.length = 0; // nothing may go out after our own resend
+    open = socket;
+    everOpened = true;
+    closeRetries = 0;
+    report();
+    send(JSON.stringify({ type: "hello", name: o.name }));
+    client.open();
+  });
+
+  element.addEventListener("htmx:wsClose", (e) => {
+    const socket = e.detail.event.target;
+    const code = e.detail.event.code;
+    wrapper = e.detail.socketWrapper || wrapper;
+    if (socket === open) {
+      open = null;
+      client.close();
+      report();
+    }
+    if (socket !== latest) return; // a discarded socket closing late
+    if (code >= 4000 && code < 5000) {
+      final = { code, message: FINAL_MESSAGES[code] || e.detail.event.reason || `Disconnected (${code}).` };
+    } else if (code === 1000 || code === 1001 || code === 1005) {
+      // The extension gives up after these; we don't (a server restart can send them).
+      const delay = reconnectDelay(closeRetries++);
+      setTimeout(() => {
+        if (!final && !open && latest === socket && wrapper) wrapper.reconnect();
+      }, delay);
+    }
+    report();
+  });
+
+  element.addEventListener("htmx:wsBeforeMessage", (e) => {
+    const frame = e.detail.message;
+    if (typeof frame !== "string" || !frame.startsWith("{")) return; // HTML: htmx swaps it
+    e.preventDefault();
+    let msg;
+    try {
+      msg = JSON.parse(frame);
+    } catch {
+      console.warn("tandem: unreadable JSON frame");
+      return;
+    }
+    o.onMessage(msg);
+  });
+
+  // The browser knows the network is gone: a socket can look open for minutes before TCP
+  // notices. Close it now so the status tells the truth; edits wait for the next socket.
+  window.addEventListener("offline", () => {
+    if (open) open.close();
+  });
+
+  // Back on the network: don't wait for the backoff timer.
+  window.addEventListener("online", () => {
+    if (final || open || !wrapper) return;
+    if (latest && latest.readyState !== WebSocket.CLOSED) return; // already trying
+    wrapper.reconnect();
+  });
+
+  // Idle sync and a watchdog for a connection that died without closing. Timers are
+  // throttled in a background tab, but the socket stays open and pokes still arrive.
+  setInterval(() => {
+    if (!open) return;
+    if (client.inFlight && Date.now() - client.inFlight.sentAt > STUCK_MS && wrapper) {
+      console.warn("tandem: no answer; reconnecting");
+      wrapper.reconnect();
+      return;
+    }
+    client.tick();
+  }, IDLE_TICK_MS);
+
+  report();
+  return { send, state };
+}

@@ -1,0 +1,46 @@
+// The connection indicator #status: data-state is exactly one of connecting |
+// connected | offline (tests outside the project rely on it), data-version is the
+// version of the text this page holds in step with the server (its shadow).
+// data-synced="true" means nothing typed is waiting to be acknowledged.
+
+const SAVING_AFTER_MS = 700; // don't flash "Saving…" for every keystroke's round trip
+
+export function bindStatus(el) {
+  const label = el.querySelector(".label") || el;
+  let savingTimer = null;
+  let showSaving = false;
+  let last = null;
+
+  function render(s) {
+    last = s;
+    let text;
+    if (s.message) text = s.message;
+    else if (s.state === "connecting") text = "Connecting…";
+    else if (s.state === "offline") text = s.dirty ? "Offline — your edits are kept and will sync" : "Offline — reconnecting…";
+    else text = s.dirty && showSaving ? "Saving…" : "Connected";
+    if (el.dataset.state !== s.state) el.dataset.state = s.state;
+    if (el.dataset.version !== String(s.version)) el.dataset.version = String(s.version);
+    const synced = String(!s.dirty);
+    if (el.dataset.synced !== synced) el.dataset.synced = synced;
+    if (label.textContent !== text) label.textContent = text;
+    el.title = s.message || "";
+  }
+
+  /**
+   * @param {{state: string, version: number, dirty: boolean, message?: string}} s
+   */
+  return function update(s) {
+    if (!s.dirty) {
+      clearTimeout(savingTimer);
+      savingTimer = null;
+      showSaving = false;
+    } else if (!showSaving && !savingTimer) {
+      savingTimer = setTimeout(() => {
+        savingTimer = null;
+        showSaving = true;
+        if (last) render(last);
+      }, SAVING_AFTER_MS);
+    }
+    render(s);
+  };
+}

@@ -1,0 +1,236 @@
+// The browser side of the sync protocol (docs/protocol.md), without DOM or sockets.
+//
+// State:
+//   shadow, version  the text the server last gave us (or the page's) and its version
+//   inFlight         the one request awaiting its answer: {rid, json, sentText, ...}
+//   segments         what is not sent yet, in order: [{ops, action}, ...]; each is
+//                    "these ops, then this undo/redo" ("" for none). The ops of the
+//                    first apply to inFlight.sentText (or to the shadow when nothing is
+//                    in flight), each next one to the text the previous one produced.
+//                    Usually there is one segment; an undo pressed while a request is
+//                    in flight closes a segment so later typing is not undone with it.
+//   text             the local text (what the text area shows): the shadow, then the
+//                    in-flight ops, then every segment.
+// An answer is never applied unless it answers the request in flight, so the shadow
+// always equals the server's replica of this editor.
+
+import { apply, compose, transform, isNoop, jsonSize, splitDelta } from "./delta.js";
+
+/** A page-load id for `cid`: 32 hex digits (crypto.randomUUID needs a secure origin). */
+export function randomId() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const ENVELOPE_BYTES = 1000; // room for everything in a request but its ops
+
+export class SyncClient {
+  /**
+   * @param {object} o
+   * @param {string} o.text       initial text (the shadow)
+   * @param {number} o.version    its version
+   * @param {(json: string) => void} o.send   sends a frame (only called while connected)
+   * @param {(delta: object[], text: string) => void} [o.onRemote]  remote changes (delta)
+   *        made the local text `text`
+   * @param {() => void} [o.onChange]  version, connection or unsent state changed
+   * @param {() => number[]} [o.getSelection]  [start, end] in the local text
+   * @param {string} [o.cid]
+   * @param {number} [o.maxBytes]  largest request to send (Daphne's limit is 1 MiB)
+   * @param {number} [o.idleMs]    sync this often when nothing else happens
+   * @param {() => number} [o.now]
+   */
+  constructor(o) {
+    this.shadow = o.text;
+    this.version = o.version;
+    this.text = o.text;
+    this.cid = o.cid || randomId();
+    this.rid = 0;
+    this.segments = [{ ops: [], action: "" }];
+    this.inFlight = null;
+    this.connected = false;
+    this.failure = null; // {code, message} once syncing cannot go on
+    this.maxBytes = o.maxBytes || 900_000;
+    this.idleMs = o.idleMs || 5000;
+    this.lastSend = 0;
+    this.sendFrame = o.send;
+    this.onRemote = o.onRemote || (() => {});
+    this.onChange = o.onChange || (() => {});
+    this.getSelection = o.getSelection || (() => [0, 0]);
+    this.now = o.now || (() => Date.now());
+  }
+
+  /** A local edit: delta applies to the current local text. */
+  edit(delta) {
+    if (isNoop(delta)) return;
+    this.text = apply(this.text, delta);
+    const last = this.segments[this.segments.length - 1];
+    if (last.action) this.segments.push({ ops: delta, action: "" });
+    else last.ops = compose(last.ops, delta);
+    this.flush();
+    this.onChange();
+  }
+
+  undo() {
+    this.queueAction("undo");
+  }
+
+  redo() {
+    this.queueAction("redo");
+  }
+
+  queueAction(action) {
+    const last = this.segments[this.segments.length - 1];
+    if (last.action) this.segments.push({ ops: [], action });
+    else last.action = action;
+    this.flush();
+    this.onChange();
+  }
+
+  /** True when something typed (or an undo/redo) has not been acknowledged yet. */
+  hasUnsent() {
+    if (this.inFlight && !this.inFlight.empty) return true;
+    return this.segments.some((s) => s.action || !isNoop(s.ops));
+  }
+
+  /** The transport is open: resend the unanswered request as it was, or catch up. */
+  open() {
+    this.connected = true;
+    if (this.failure) {
+      // Syncing stopped for good: send nothing more.
+    } else if (this.inFlight) {
+      this.inFlight.sentAt = this.now();
+      this.sendFrame(this.inFlight.json);
+    } else {
+      this.flush(true);
+    }
+    this.onChange();
+  }
+
+  /** The transport closed. Whatever is in flight is resent by open(). */
+  close() {
+    this.connected = false;
+    this.onChange();
+  }
+
+  /** Called every second or so: the idle sync that catches up a dropped poke. */
+  tick() {
+    if (this.connected && !this.inFlight && this.now() - this.lastSend >= this.idleMs) {
+      this.flush(true);
+    }
+  }
+
+  /** A parsed JSON message from the server. */
+  receive(msg) {
+    if (!msg || typeof msg !== "object") return;
+    if (msg.type === "ack") this.onAck(msg);
+    else if (msg.type === "poke") this.onPoke(msg);
+    else if (msg.type === "error") this.onError(msg);
+  }
+
+  onPoke() {
+    // With a request in flight, its answer will carry the news. Otherwise always
+    // answer, even a poke that looks old: the server pokes an editor once and then
+    // waits for its next sync before poking it again.
+    if (this.inFlight) return;
+    this.flush(true);
+  }
+
+  onAck(msg) {
+    const sent = this.inFlight;
+    if (!sent || msg.rid !== sent.rid) return; // not an answer to what is in flight
+    let shadow;
+    try {
+      if (!Array.isArray(msg.delta) || !Number.isInteger(msg.version)) throw new Error("malformed ack");
+      shadow = apply(sent.sentText, msg.delta);
+    } catch (err) {
+      this.fail("bad_answer", `The server sent an answer this page cannot use (${err.message}).`);
+      return;
+    }
+    // Rebase everything not yet sent past the server's change, segment by segment.
+    // Where both insert at one place, the local text goes first: it is where this
+    // editor's caret is, and it keeps what one person types in one piece when two
+    // people type at the same spot (server-first would interleave their keystrokes).
+    // Either choice converges: the server applies our ops exactly as we show them.
+    let change = msg.delta;
+    for (const seg of this.segments) {
+      const rebased = transform(change, seg.ops, false);
+      change = transform(seg.ops, change, true);
+      seg.ops = rebased;
+    }
+    this.inFlight = null;
+    this.shadow = shadow;
+    this.version = msg.version;
+    if (!isNoop(change)) {
+      this.text = apply(this.text, change);
+      this.onRemote(change, this.text);
+    }
+    this.flush();
+    this.onChange();
+  }
+
+  onError(msg) {
+    const sent = this.inFlight;
+    if (!sent || msg.rid !== sent.rid) {
+      console.warn("tandem: server error", msg);
+      return;
+    }
+    // The request changed nothing: put its ops and action back in front.
+    this.inFlight = null;
+    const first = this.segments[0];
+    if (!sent.action) first.ops = compose(sent.ops, first.ops);
+    else this.segments.unshift({ ops: sent.ops, action: sent.action });
+    if (msg.code === "too_large" && this.maxBytes > 16_000) {
+      this.maxBytes = Math.floor(this.maxBytes / 2);
+      this.flush();
+    } else {
+      this.fail(msg.code || "error", msg.message || "The server refused an edit.");
+    }
+    this.onChange();
+  }
+
+  /** Stop syncing for good; the text stays in the page (and beforeunload warns). */
+  fail(code, message) {
+    this.failure = { code, message };
+    console.error("tandem: sync stopped:", code, message);
+    this.onChange();
+  }
+
+  /**
+   * Sends the next request if the protocol allows: connected, nothing in flight, and
+   * something to send (or `force`, for a catch-up sync with no ops).
+   */
+  flush(force = false) {
+    if (!this.connected || this.inFlight || this.failure) return;
+    const seg = this.segments[0];
+    if (!force && !seg.action && isNoop(seg.ops)) return;
+    let ops = seg.ops;
+    let action = seg.action;
+    if (jsonSize(ops) > this.maxBytes - ENVELOPE_BYTES) {
+      // Too big for one WebSocket message: send a head now, the rest next time.
+      const [head, tail] = splitDelta(ops, this.maxBytes - ENVELOPE_BYTES);
+      ops = head;
+      action = "";
+      seg.ops = tail;
+    } else if (this.segments.length > 1) {
+      this.segments.shift();
+    } else {
+      this.segments[0] = { ops: [], action: "" };
+    }
+    const sentText = apply(this.shadow, ops);
+    const sel = this.getSelection().map((i) => Math.max(0, Math.min(i, sentText.length)));
+    this.rid += 1;
+    const request = { type: "sync", cid: this.cid, rid: this.rid, base: this.version, ops, action, sel };
+    this.inFlight = {
+      rid: this.rid,
+      ops,
+      action,
+      sentText,
+      json: JSON.stringify(request),
+      empty: isNoop(ops) && !action,
+      sentAt: this.now(),
+    };
+    this.lastSend = this.now();
+    this.sendFrame(this.inFlight.json);
+  }
+}
