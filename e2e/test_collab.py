@@ -188,3 +188,18 @@ def test_undo_takes_back_only_my_own_typing(
     assert converged([a, b], server.url, doc.id) == " theirs"
     a.keyboard.press("Control+Shift+z")
     assert converged([a, b], server.url, doc.id) == "mine theirs"
+
+
+def test_a_100_kb_paste_reaches_the_other_editor(
+    new_page: NewPage, make_document: MakeDocument, server: TandemServer
+) -> None:
+    doc = make_document("Paste", "top\n")
+    a, b = open_editor(new_page, doc), open_editor(new_page, doc)
+    block = "".join(f"line {i:05d} with some words and ü 漢 😀\n" for i in range(3000))
+    assert len(block.encode("utf-16-le")) // 2 > 100_000
+    caret_to(a, len("top\n"))
+    # execCommand goes through the same input events as a real paste, without the
+    # seconds Chromium takes to type 100 KB key by key.
+    a.locator("#editor").evaluate("(el, t) => document.execCommand('insertText', false, t)", block)
+    assert converged([a, b], server.url, doc.id) == "top\n" + block
+
