@@ -203,3 +203,17 @@ def test_a_100_kb_paste_reaches_the_other_editor(
     a.locator("#editor").evaluate("(el, t) => document.execCommand('insertText', false, t)", block)
     assert converged([a, b], server.url, doc.id) == "top\n" + block
 
+
+
+def test_download_the_document_as_markdown(
+    new_page: NewPage, make_document: MakeDocument, server: TandemServer
+) -> None:
+    doc = make_document("Field notes", "# Notes\n\nsome 😀 text\n")
+    page = open_editor(new_page, doc)
+    page.locator(".export-menu summary").click()
+    with page.expect_download() as info:
+        page.get_by_role("link", name="Download Markdown (.md)").click()
+    download = info.value
+    assert download.suggested_filename == "field-notes.md"
+    with open(download.path(), encoding="utf-8") as f:
+        assert f.read() == "# Notes\n\nsome 😀 text\n"
