@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
@@ -31,6 +32,17 @@ log = logging.getLogger("tandem.collab")
 FRAGMENT_INTERVAL = 0.1
 # A room with nobody in it is unloaded after this many seconds.
 IDLE_UNLOAD_SECONDS: float = getattr(settings, "TANDEM_ROOM_IDLE_SECONDS", 30.0)
+
+
+# Every room reads and commits through this one thread: one long-lived SQLite connection,
+# and never Django's thread-sensitive thread, which a sync view may be blocking while it
+# waits for a room (the API's text replacement), which would deadlock.
+T = TypeVar("T")
+_store_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tandem-store")
+
+
+async def in_store_thread(fn: Callable[..., T], *args: object) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_store_executor, fn, *args)
 
 
 def group_name(doc_id: str) -> str:
@@ -140,7 +152,7 @@ class Room:
             if self._updates_since_snapshot >= store.SNAPSHOT_EVERY:
                 snapshot = self.engine.encode_state()
             # Durable before anyone is answered: the group commit of this tick.
-            await database_sync_to_async(store.append)(self.doc_id, updates, snapshot)
+            await in_store_thread(store.append, self.doc_id, updates, snapshot)
             if snapshot is not None:
                 self._updates_since_snapshot = 0
             self.last_change = timezone.now()
@@ -296,7 +308,7 @@ class RoomRegistry:
                 loading = _running_loop().create_future()
                 self._loading[doc_id] = loading
                 try:
-                    log_ = await database_sync_to_async(store.load_log)(doc_id)
+                    log_ = await in_store_thread(store.load_log, doc_id)
                     room = Room(
                         doc_id,
                         DocumentEngine(log_),

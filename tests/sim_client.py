@@ -1,0 +1,67 @@
+"""A model of the browser's sync client: the reference that static/js follows.
+
+The client keeps three things about its text:
+
+- `shadow` at `version`: the text of the last answer (what the server's replica holds);
+- `inflight`: at most one request, whose ops turn `shadow` into `sent` (the text sent);
+- `pending`: what was typed since, a delta from `sent` (or from `shadow` when nothing is in
+  flight) to `text`, the text area.
+
+An answer's delta turns `sent` into the new shadow. The client applies it there, moves
+its pending edits past it with `transform`, and the text area becomes the new shadow
+plus the pending edits. A client never applies a delta that is not the answer to its
+own request, which is what keeps it this small. After a reconnect it resends the
+request in flight exactly as it was (same rid, base and ops).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from collab import delta as D
+from collab.engine import Answer, SyncRequest
+
+
+@dataclass
+class SimClient:
+    cid: str
+    shadow: str
+    version: int
+    text: str = ""
+    pending: D.Delta = field(default_factory=list)
+    inflight: SyncRequest | None = None
+    sent: str = ""
+    rid: int = 0
+
+    def __post_init__(self) -> None:
+        self.text = self.shadow
+
+    def edit(self, change: D.Delta) -> None:
+        """A local edit (an input event), as a delta against the text area."""
+        self.text = D.apply(self.text, change)
+        self.pending = D.compose(self.pending, change)
+
+    def request(self, action: str = "") -> SyncRequest | None:
+        """The next request, or None while one is in flight (lockstep)."""
+        if self.inflight is not None:
+            return None
+        self.rid += 1
+        self.inflight = SyncRequest(self.cid, self.rid, self.version, self.pending, action)
+        self.sent, self.pending = self.text, []
+        return self.inflight
+
+    def receive(self, answer: Answer) -> None:
+        """Apply the answer to our own request in flight."""
+        assert self.inflight is not None and answer.rid == self.inflight.rid
+        self.shadow = D.apply(self.sent, answer.delta)
+        self.version = answer.version
+        # Our unsent typing moves past the server's changes; ours stays first at a tie, so
+        # what one person types at one spot stays in one piece (the browser client does
+        # the same: static/js/sync-client.js).
+        self.pending = D.transform(self.pending, answer.delta, priority=True)
+        self.text = D.apply(self.shadow, self.pending)
+        self.inflight = None
+
+    @property
+    def idle(self) -> bool:
+        return self.inflight is None and not self.pending
