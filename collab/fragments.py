@@ -31,9 +31,7 @@ def person(name: str) -> Person:
 
 def presence(names: Iterable[str], *, swap_oob: bool = False) -> str:
     people = [person(n) for n in names]
-    return render_to_string(
-        "editor/_presence.html", {"people": people, "swap_oob": swap_oob}
-    )
+    return render_to_string("editor/_presence.html", {"people": people, "swap_oob": swap_oob})
 
 
 def statusline(words: int, version: int, updated_at: datetime, *, swap_oob: bool = False) -> str:

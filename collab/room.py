@@ -68,7 +68,9 @@ class Member:
 
 
 class Room:
-    def __init__(self, doc_id: str, engine: DocumentEngine, updates_since_snapshot: int = 0) -> None:
+    def __init__(
+        self, doc_id: str, engine: DocumentEngine, updates_since_snapshot: int = 0
+    ) -> None:
         self.doc_id = doc_id
         self.group = group_name(doc_id)
         self.engine = engine

@@ -161,7 +161,7 @@ def test_preview_and_presence_update_everywhere(
     expect(a.locator("#presence .avatar")).to_have_count(2)
     expect(b.locator("#presence .avatar")).to_have_count(2)
     caret_to(a, len("intro"))
-    a.keyboard.type("\n\n## Shared heading\n\n<img src=x onerror=\"window.pwned=1\">")
+    a.keyboard.type('\n\n## Shared heading\n\n<img src=x onerror="window.pwned=1">')
     for page in (a, b):
         expect(page.locator("#preview h2")).to_have_text("Shared heading")
         expect(page.locator("#statusline .words")).to_contain_text("3 words")
@@ -202,7 +202,6 @@ def test_a_100_kb_paste_reaches_the_other_editor(
     # seconds Chromium takes to type 100 KB key by key.
     a.locator("#editor").evaluate("(el, t) => document.execCommand('insertText', false, t)", block)
     assert converged([a, b], server.url, doc.id) == "top\n" + block
-
 
 
 def test_download_the_document_as_markdown(

@@ -85,8 +85,10 @@ def document_rename(request: HttpRequest, doc_id: str) -> HttpResponse:
         status = 422
     context = {"document": doc, "form": form}
     if request.htmx:
-        template = "documents/_row.html" if request.htmx.target == f"doc-{doc.id}" else (
-            "editor/_title.html"
+        template = (
+            "documents/_row.html"
+            if request.htmx.target == f"doc-{doc.id}"
+            else ("editor/_title.html")
         )
         return render(request, template, context, status=status)
     if status != 200:

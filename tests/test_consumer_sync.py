@@ -53,8 +53,14 @@ class Editor:
             self.rid += 1
             rid = self.rid
         await self.send(
-            {"type": "sync", "cid": self.cid, "rid": rid, "base": base, "ops": ops,
-             "action": action}
+            {
+                "type": "sync",
+                "cid": self.cid,
+                "rid": rid,
+                "base": base,
+                "ops": ops,
+                "action": action,
+            }
         )
         while True:
             message = await self.receive()
@@ -187,8 +193,10 @@ async def test_undo_takes_back_only_my_change() -> None:
 @pytest.mark.parametrize(
     ("message", "code"),
     [
-        ({"type": "sync", "cid": "tab-a-0001", "rid": 1, "base": 1, "ops": [{"retain": 99}]},
-         "bad_request"),
+        (
+            {"type": "sync", "cid": "tab-a-0001", "rid": 1, "base": 1, "ops": [{"retain": 99}]},
+            "bad_request",
+        ),
         ({"type": "sync", "cid": "tab-a-0001", "rid": 1, "base": 7, "ops": []}, "bad_base"),
         ({"type": "sync", "cid": "x", "rid": "one", "base": 1, "ops": []}, "bad_request"),
         ({"type": "shout"}, "bad_request"),
