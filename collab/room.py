@@ -154,7 +154,14 @@ class Room:
             if self._updates_since_snapshot >= store.SNAPSHOT_EVERY:
                 snapshot = self.engine.encode_state()
             # Durable before anyone is answered: the group commit of this tick.
-            await in_store_thread(store.append, self.doc_id, updates, snapshot)
+            try:
+                await in_store_thread(store.append, self.doc_id, updates, snapshot)
+            except BaseException:
+                # Nobody is answered: each editor resends after reconnecting.
+                for future in [f for f, _ in answered] + [f for f, _ in replaced]:
+                    if not future.done():
+                        future.set_exception(RoomClosed(self.doc_id))
+                raise
             if snapshot is not None:
                 self._updates_since_snapshot = 0
             self.last_change = timezone.now()

@@ -262,3 +262,35 @@ async def test_deleting_the_document_closes_editors_with_4404() -> None:
         if output["type"] == "websocket.close":
             assert output["code"] == 4404
             break
+
+
+async def test_a_storage_failure_drops_the_room_and_the_resend_after_reconnect_lands_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    doc_id = await new_document("abc")
+    a = Editor(doc_id, "tab-a-0001")
+    await a.connect()
+    await a.sync(1, [])
+    real_append = store.append
+
+    def failing_append(*args: Any, **kwargs: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "append", failing_append)
+    await a.send({"type": "sync", "cid": a.cid, "rid": 2, "base": 1, "ops": [{"insert": "X"}]})
+    assert a.comm is not None
+    while True:  # no answer: the change was never durable; the server says "reconnect"
+        output = await a.comm.receive_output(3)
+        if output["type"] == "websocket.close":
+            assert output["code"] == 1012
+            break
+        assert '"ack"' not in output.get("text", "")
+    assert await stored(doc_id) == ("abc", 1)
+    monkeypatch.setattr(store, "append", real_append)
+    a2 = Editor(doc_id, "tab-a-0001")
+    await a2.connect()
+    answer = await a2.sync(1, [{"insert": "X"}], rid=2)
+    assert answer["version"] == 2
+    assert apply("Xabc", answer["delta"]) == "Xabc"
+    assert await stored(doc_id) == ("Xabc", 2)
+    await a2.close()
