@@ -13,6 +13,8 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 
 from collab.engine import ProtocolError, SyncRequest
 from collab.origin import is_same_origin
@@ -31,6 +33,14 @@ CLOSE_RETRY = 1012
 MAX_MESSAGE_CHARS = 4 * 1024 * 1024
 NAME_MAX = 40
 DEFAULT_NAME = "Anonymous"
+
+
+def _host_allowed(headers: list[tuple[bytes, bytes]]) -> bool:
+    """The Host header must be one Django serves (as for HTTP): with the same-origin check
+    this also stops DNS-rebinding pages, whose Origin and Host are both the attacker's."""
+    host = next((v.decode("latin-1") for k, v in headers if k.lower() == b"host"), "")
+    domain, _port = split_domain_port(host)
+    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
 
 
 @database_sync_to_async
@@ -61,13 +71,15 @@ class DocumentConsumer(AsyncWebsocketConsumer):
     in_flight: bool = False
     poked: bool = False
     preview_generation: int = -1
+    session: str | None = None  # the page-load id (cid) of this editor, from its first sync
 
     async def connect(self) -> None:
         self.doc_id = self.scope["url_route"]["kwargs"]["doc_id"]
         # Accept first, then close with a 4xxx code: a refused handshake reaches the
         # browser as 1006, which the client would retry for ever.
         await self.accept()
-        if not is_same_origin(self.scope.get("headers", [])):
+        headers = self.scope.get("headers", [])
+        if not is_same_origin(headers) or not _host_allowed(headers):
             await self.close(code=CLOSE_FORBIDDEN, reason="cross-origin connection refused")
             return
         if not await _document_exists(self.doc_id):
@@ -82,24 +94,43 @@ class DocumentConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=html)
 
     async def disconnect(self, code: int) -> None:
+        await self._leave()
+
+    async def _leave(self) -> None:
+        """Give the room back, whatever ended this connection. Idempotent."""
         if self.room is None:
             return
         room, self.room = self.room, None
-        await self.channel_layer.group_discard(group_name(self.doc_id), self.channel_name)
-        await room.leave(self.channel_name)
-        room.release()
+        try:
+            await self.channel_layer.group_discard(group_name(self.doc_id), self.channel_name)
+            await room.leave(self.channel_name, self.session)
+        finally:
+            room.release()
 
     # -- from the browser ------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            await self._receive(text_data)
+        except Exception:
+            # A bug must not leave a ghost in the presence list or pin the room: give
+            # everything back, then let the client reconnect.
+            log.exception("consumer for document %s failed", self.doc_id)
+            await self._leave()
+            await self.close(code=1011)
+
+    async def _receive(self, text_data: str | None) -> None:
         if self.room is None:
             return
-        if text_data is None or len(text_data) > MAX_MESSAGE_CHARS:
-            await self.send(text_data=error_message("too_large", "Message too large or binary."))
+        if text_data is None:
+            await self.send(text_data=error_message("bad_request", "Frames must be text."))
+            return
+        if len(text_data) > MAX_MESSAGE_CHARS:
+            await self.send(text_data=error_message("too_large", "Message too large."))
             return
         try:
             message = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):
             await self.send(text_data=error_message("bad_request", "Message is not JSON."))
             return
         kind = message.get("type") if isinstance(message, dict) else None
@@ -119,7 +150,12 @@ class DocumentConsumer(AsyncWebsocketConsumer):
         self.in_flight, self.poked = True, False
         try:
             request = SyncRequest.parse(message)
-            answer = await self.room.submit(self.channel_name, request, self.name)
+            if self.session is None:
+                self.session = request.cid
+                self.room.attach_session(request.cid)
+            elif request.cid != self.session:
+                raise ProtocolError("bad_request", "cid changed within one connection")
+            answer = await self.room.submit(self.session, request, self.name)
         except ProtocolError as error:
             await self.send(text_data=error_message(error.code, error.message, rid))
             return

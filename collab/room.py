@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -30,6 +30,8 @@ log = logging.getLogger("tandem.collab")
 
 # Fragments (preview, status line) go out at most this often per document.
 FRAGMENT_INTERVAL = 0.1
+# A disconnected editor's replica (and undo history) is kept this long for a reconnect.
+SESSION_GRACE_SECONDS = 120.0
 # A room with nobody in it is unloaded after this many seconds.
 IDLE_UNLOAD_SECONDS: float = getattr(settings, "TANDEM_ROOM_IDLE_SECONDS", 30.0)
 
@@ -43,6 +45,18 @@ _store_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tandem-s
 
 async def in_store_thread(fn: Callable[..., T], *args: object) -> T:
     return await asyncio.get_running_loop().run_in_executor(_store_executor, fn, *args)
+
+
+def _settle(
+    future: asyncio.Future[Any], result: Any = None, error: BaseException | None = None
+) -> None:
+    """Resolve `future` unless it already is (or its waiter was cancelled)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def group_name(doc_id: str) -> str:
@@ -92,6 +106,8 @@ class Room:
         self._updates_since_snapshot = updates_since_snapshot
         self.last_change = timezone.now()
         self.users = 0  # acquisitions not yet released (consumers and API calls)
+        self._sessions: dict[str, int] = {}  # page-load id -> connections using it
+        self._session_drops: dict[str, asyncio.TimerHandle] = {}
 
     # -- requests --------------------------------------------------------------------
 
@@ -127,6 +143,17 @@ class Room:
     async def _tick(self) -> None:
         batch, self._pending = self._pending, []
         replacements, self._replacements = self._replacements, []
+        try:
+            await self._apply(batch, replacements)
+        finally:
+            # Whatever went wrong, nobody waits for ever: an editor whose request was not
+            # answered reconnects and resends it (requests are idempotent).
+            for future in [i.future for i in batch] + [f for _, _, f in replacements]:
+                _settle(future, error=RoomClosed(self.doc_id))
+
+    async def _apply(
+        self, batch: list[_Pending], replacements: list[tuple[str, str, asyncio.Future[int]]]
+    ) -> None:
         answered: list[tuple[asyncio.Future[Answer], Answer]] = []
         replaced: list[tuple[asyncio.Future[int], int]] = []
         updates: list[StoredUpdate] = []
@@ -134,7 +161,7 @@ class Room:
             try:
                 answer, update = self.engine.handle(item.session, item.request, item.author)
             except ProtocolError as error:
-                item.future.set_exception(error)
+                _settle(item.future, error=error)
                 continue
             if update is not None:
                 updates.append(update)
@@ -143,7 +170,7 @@ class Room:
             try:
                 update = self.engine.replace_text(text, author)
             except ProtocolError as error:
-                future.set_exception(error)
+                _settle(future, error=error)
                 continue
             if update is not None:
                 updates.append(update)
@@ -153,24 +180,16 @@ class Room:
             snapshot = None
             if self._updates_since_snapshot >= store.SNAPSHOT_EVERY:
                 snapshot = self.engine.encode_state()
-            # Durable before anyone is answered: the group commit of this tick.
-            try:
-                await in_store_thread(store.append, self.doc_id, updates, snapshot)
-            except BaseException:
-                # Nobody is answered: each editor resends after reconnecting.
-                for future in [f for f, _ in answered] + [f for f, _ in replaced]:
-                    if not future.done():
-                        future.set_exception(RoomClosed(self.doc_id))
-                raise
+            # Durable before anyone is answered: the group commit of this tick. If it
+            # fails, the finally clause of _tick tells everyone in it to reconnect.
+            await in_store_thread(store.append, self.doc_id, updates, snapshot)
             if snapshot is not None:
                 self._updates_since_snapshot = 0
             self.last_change = timezone.now()
         for answer_future, answer in answered:
-            if not answer_future.done():
-                answer_future.set_result(answer)
+            _settle(answer_future, answer)
         for version_future, version in replaced:
-            if not version_future.done():
-                version_future.set_result(version)
+            _settle(version_future, version)
         if updates:
             await get_channel_layer().group_send(
                 self.group, {"type": "doc.changed", "version": self.engine.version}
@@ -182,11 +201,9 @@ class Room:
         so that the next connection reloads it from storage, and make editors reconnect."""
         self.closed = True
         for item in self._pending:
-            if not item.future.done():
-                item.future.set_exception(RoomClosed(self.doc_id))
+            _settle(item.future, error=RoomClosed(self.doc_id))
         for _, _, future in self._replacements:
-            if not future.done():
-                future.set_exception(RoomClosed(self.doc_id))
+            _settle(future, error=RoomClosed(self.doc_id))
         self._pending, self._replacements = [], []
         registry.forget(self)
         with contextlib.suppress(Exception):
@@ -249,10 +266,36 @@ class Room:
             self.members[channel_name].name = name
             await self._broadcast_presence()
 
-    async def leave(self, channel_name: str) -> None:
-        self.engine.drop_session(channel_name)
+    async def leave(self, channel_name: str, session: str | None) -> None:
+        if session is not None:
+            self.detach_session(session)
         if self.members.pop(channel_name, None) is not None:
             await self._broadcast_presence()
+
+    # An editor's session (its replica, with its undo history) is keyed by its page-load
+    # id, so it outlives a dropped connection: the editor that reconnects within the
+    # grace period can still undo what it typed before.
+
+    def attach_session(self, session: str) -> None:
+        self._sessions[session] = self._sessions.get(session, 0) + 1
+        handle = self._session_drops.pop(session, None)
+        if handle is not None:
+            handle.cancel()
+
+    def detach_session(self, session: str) -> None:
+        count = self._sessions.get(session, 0) - 1
+        if count > 0:
+            self._sessions[session] = count
+            return
+        self._sessions.pop(session, None)
+        self._session_drops[session] = self._loop.call_later(
+            SESSION_GRACE_SECONDS, self._drop_session, session
+        )
+
+    def _drop_session(self, session: str) -> None:
+        self._session_drops.pop(session, None)
+        if session not in self._sessions:
+            self.engine.drop_session(session)
 
     async def _broadcast_presence(self) -> None:
         if self.closed:
@@ -286,13 +329,6 @@ class Room:
         self.closed = True
         self._wake.set()
         registry.forget(self)
-
-    async def close(self) -> None:
-        """The document is gone: stop and tell every editor."""
-        self.closed = True
-        self._wake.set()
-        registry.forget(self)
-        await get_channel_layer().group_send(self.group, {"type": "doc.deleted"})
 
 
 class RoomRegistry:

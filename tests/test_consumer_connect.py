@@ -110,13 +110,27 @@ async def test_a_client_without_origin_is_accepted() -> None:
         ("[::1]:9000", "http://[::1]:9000"),
     ],
 )
-async def test_same_origin_on_any_address_is_accepted(host: str, origin: str) -> None:
+async def test_same_origin_on_any_address_is_accepted(
+    host: str, origin: str, settings: Any
+) -> None:
+    settings.ALLOWED_HOSTS = ["*"]  # what `serve --host 0.0.0.0` allows
     doc_id = await new_document()
     comm = communicator(doc_id, [(b"host", host.encode()), (b"origin", origin.encode())])
     connected, _ = await comm.connect()
     assert connected
     assert len(await members_once_settled(doc_id, 1)) == 1
     await comm.disconnect()
+
+
+async def test_a_host_django_does_not_serve_is_refused_even_if_same_origin() -> None:
+    # A DNS-rebinding page has Origin and Host of its own name: same origin, wrong host.
+    doc_id = await new_document()
+    host = b"evil.example:8000"
+    comm = communicator(doc_id, [(b"host", host), (b"origin", b"http://" + host)])
+    connected, _ = await comm.connect()
+    assert connected
+    assert await close_code(comm) == 4403
+    assert await members_once_settled(doc_id, 0) == set()
 
 
 async def test_unknown_document_is_accepted_then_closed_with_4404() -> None:

@@ -294,3 +294,30 @@ async def test_a_storage_failure_drops_the_room_and_the_resend_after_reconnect_l
     assert apply("Xabc", answer["delta"]) == "Xabc"
     assert await stored(doc_id) == ("Xabc", 2)
     await a2.close()
+
+
+async def test_undo_still_works_after_a_reconnect() -> None:
+    doc_id = await new_document("")
+    a = Editor(doc_id, "tab-a-0001")
+    await a.connect()
+    await a.sync(0, [{"insert": "typed before the blip"}])
+    await a.close()
+    a2 = Editor(doc_id, "tab-a-0001")  # the same page load, a new connection
+    a2.rid = a.rid
+    await a2.connect()
+    answer = await a2.sync(1, [], action="undo")
+    assert apply("typed before the blip", answer["delta"]) == ""
+    assert await stored(doc_id) == ("", 2)
+    await a2.close()
+
+
+async def test_deeply_nested_json_is_a_clear_error_not_a_crash() -> None:
+    doc_id = await new_document("abc")
+    a = Editor(doc_id, "tab-a-0001")
+    await a.connect()
+    assert a.comm is not None
+    await a.comm.send_to(text_data="[" * 100_000)
+    error = await a.receive()
+    assert error["code"] == "bad_request"
+    assert (await a.sync(1, []))["type"] == "ack"  # still connected and working
+    await a.close()

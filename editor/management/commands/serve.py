@@ -66,6 +66,9 @@ def _finish_cancelled_tasks() -> None:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
 
+WEBSOCKET_MAX_BYTES = 64 * 1024 * 1024
+
+
 class Command(BaseCommand):
     help = "Start Tandem: HTTP, WebSocket and static files in one process."
 
@@ -103,6 +106,12 @@ class Command(BaseCommand):
             signal_handlers=True,
             verbosity=0,
             websocket_handshake_timeout=10,
+            # Daphne's 1 MiB default applies to what the server sends as well: an answer
+            # or preview of a large document would kill the connection. The client keeps
+            # its own requests under 1 MiB; documents are capped at 16 MiB.
+            websocket_max_message_size=WEBSOCKET_MAX_BYTES,
+            websocket_max_frame_size=WEBSOCKET_MAX_BYTES,
+            websocket_timeout=-1,  # editors stay connected for as long as they like
         ).run()
         _finish_cancelled_tasks()
         self.stdout.write("Tandem stopped.")
