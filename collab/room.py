@@ -30,6 +30,8 @@ log = logging.getLogger("tandem.collab")
 
 # Fragments (preview, status line) go out at most this often per document.
 FRAGMENT_INTERVAL = 0.1
+# Presence (who is here) goes out at most this often per document.
+PRESENCE_INTERVAL = 0.1
 # A disconnected editor's replica (and undo history) is kept this long for a reconnect.
 SESSION_GRACE_SECONDS = 120.0
 # A room with nobody in it is unloaded after this many seconds.
@@ -106,6 +108,8 @@ class Room:
         self._updates_since_snapshot = updates_since_snapshot
         self.last_change = timezone.now()
         self.users = 0  # acquisitions not yet released (consumers and API calls)
+        self._presence_dirty = False
+        self._presence_task: asyncio.Task[None] | None = None
         self._sessions: dict[str, int] = {}  # page-load id -> connections using it
         self._session_drops: dict[str, asyncio.TimerHandle] = {}
 
@@ -259,18 +263,33 @@ class Room:
 
     async def join(self, channel_name: str, name: str) -> None:
         self.members[channel_name] = Member(name)
-        await self._broadcast_presence()
+        self._presence_changed()
 
     async def rename_member(self, channel_name: str, name: str) -> None:
         if channel_name in self.members and self.members[channel_name].name != name:
             self.members[channel_name].name = name
-            await self._broadcast_presence()
+            self._presence_changed()
 
     async def leave(self, channel_name: str, session: str | None) -> None:
         if session is not None:
             self.detach_session(session)
         if self.members.pop(channel_name, None) is not None:
-            await self._broadcast_presence()
+            self._presence_changed()
+
+    def _presence_changed(self) -> None:
+        """Presence goes out at most every PRESENCE_INTERVAL: when 200 people arrive at
+        once, that is a few broadcasts instead of 200 (each a copy per member)."""
+        self._presence_dirty = True
+        if self._presence_task is None or self._presence_task.done():
+            self._presence_task = self._loop.create_task(self._send_presence())
+
+    async def _send_presence(self) -> None:
+        while self._presence_dirty and not self.closed:
+            await asyncio.sleep(PRESENCE_INTERVAL)
+            self._presence_dirty = False
+            names = [m.name for m in self.members.values()]
+            html = fragments.presence(names, swap_oob=True)
+            await get_channel_layer().group_send(self.group, {"type": "doc.presence", "html": html})
 
     # An editor's session (its replica, with its undo history) is keyed by its page-load
     # id, so it outlives a dropped connection: the editor that reconnects within the
@@ -296,12 +315,6 @@ class Room:
         self._session_drops.pop(session, None)
         if session not in self._sessions:
             self.engine.drop_session(session)
-
-    async def _broadcast_presence(self) -> None:
-        if self.closed:
-            return
-        html = fragments.presence([m.name for m in self.members.values()], swap_oob=True)
-        await get_channel_layer().group_send(self.group, {"type": "doc.presence", "html": html})
 
     # -- lifetime --------------------------------------------------------------------
 

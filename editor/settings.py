@@ -141,3 +141,6 @@ LOGGING = {
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024  # the API accepts documents up to 16 MiB
+
+# A document's live room is unloaded this many seconds after its last editor left.
+TANDEM_ROOM_IDLE_SECONDS = float(os.environ.get("TANDEM_ROOM_IDLE_SECONDS", "30"))
