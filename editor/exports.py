@@ -36,6 +36,7 @@ def export(request: HttpRequest, doc_id: str, extension: str) -> HttpResponse:
     if doc is None:
         raise Http404("No document has this address.")
     text, _ = store.read_document(doc.id)
+    body: str
     if extension == "html":
         blocks = PreviewState().render_full(text)
         body = render_to_string(

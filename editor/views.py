@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 
 from collab import store
 from collab.preview import PreviewState
@@ -20,6 +21,12 @@ from editor.forms import TitleForm
 from editor.models import Document
 
 LIST_LIMIT = 500
+
+
+class HtmxHttpRequest(HttpRequest):
+    """What django-htmx's middleware makes of every request (for the type checker)."""
+
+    htmx: HtmxDetails
 
 
 def _get_document(doc_id: str) -> Document:
@@ -37,7 +44,7 @@ def _filtered(query: str) -> QuerySet[Document]:
 
 
 @require_GET
-def document_list(request: HttpRequest) -> HttpResponse:
+def document_list(request: HtmxHttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
     context = {"documents": _filtered(query), "query": query}
     if request.htmx and request.htmx.target == "document-list":
@@ -46,7 +53,7 @@ def document_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def document_create(request: HttpRequest) -> HttpResponse:
+def document_create(request: HtmxHttpRequest) -> HttpResponse:
     title = request.POST.get("title", "").strip()
     form = TitleForm({"title": title or "Untitled"})
     doc = store.create_document(form.cleaned_data["title"] if form.is_valid() else "Untitled")
@@ -56,7 +63,7 @@ def document_create(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def document_editor(request: HttpRequest, doc_id: str) -> HttpResponse:
+def document_editor(request: HtmxHttpRequest, doc_id: str) -> HttpResponse:
     doc = _get_document(doc_id)
     text, version = store.read_document(doc.id)
     # The preview is rendered server-side, so the page reads well before any script runs;
@@ -75,7 +82,7 @@ def document_editor(request: HttpRequest, doc_id: str) -> HttpResponse:
 
 
 @require_POST
-def document_rename(request: HttpRequest, doc_id: str) -> HttpResponse:
+def document_rename(request: HtmxHttpRequest, doc_id: str) -> HttpResponse:
     doc = _get_document(doc_id)
     form = TitleForm(request.POST)
     status = 200
@@ -97,7 +104,7 @@ def document_rename(request: HttpRequest, doc_id: str) -> HttpResponse:
 
 
 @require_http_methods(["POST", "DELETE"])
-def document_delete(request: HttpRequest, doc_id: str) -> HttpResponse:
+def document_delete(request: HtmxHttpRequest, doc_id: str) -> HttpResponse:
     documents.delete(_get_document(doc_id))
     if request.htmx and request.htmx.target == f"doc-{doc_id}":
         return HttpResponse("")  # the row swaps itself away
