@@ -216,3 +216,17 @@ def test_download_the_document_as_markdown(
     assert download.suggested_filename == "field-notes.md"
     with open(download.path(), encoding="utf-8") as f:
         assert f.read() == "# Notes\n\nsome 😀 text\n"
+
+
+def test_a_rename_shows_in_other_editors_but_not_under_someone_typing_a_title(
+    new_page: NewPage, make_document: MakeDocument, server: TandemServer
+) -> None:
+    doc = make_document("Old name", "")
+    a, b, c = (open_editor(new_page, doc) for _ in range(3))
+    c.locator("#title-input").click()
+    c.locator("#title-input").fill("C is typing")
+    a.locator("#title-input").fill("New name")
+    a.locator("#title-input").press("Enter")
+    expect(b.locator("#title-input")).to_have_value("New name")
+    expect(c.locator("#title-input")).to_have_value("C is typing")
+    expect(c.locator("#title-input")).to_be_focused()

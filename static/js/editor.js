@@ -98,6 +98,15 @@ function start() {
     }
   });
 
+  // Someone renamed the document: never replace the title field under the person who
+  // is typing in it (their own rename wins when they leave the field).
+  document.body.addEventListener("htmx:oobBeforeSwap", (e) => {
+    const target = e.detail.target;
+    if (target && target.id === "title" && target.contains(document.activeElement)) {
+      e.preventDefault();
+    }
+  });
+
   // For tests and debugging in the console.
   window.tandem = { client, editor, connection };
 }
