@@ -498,7 +498,11 @@ class PreviewState:
     (only changed blocks) and makes `text` the new baseline.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, block_limit: int | None = None) -> None:
+        # A live preview shows a note instead of a block longer than `block_limit`
+        # characters (a 1 MB table or list is one block: re-rendering it per keystroke
+        # takes seconds and sends megabytes). Exports render everything (None).
+        self._block_limit = block_limit
         self._text = ""
         self._lead = 0
         self._sources: list[str] = []
@@ -693,6 +697,12 @@ class PreviewState:
         return refs
 
     def _render(self, source: str) -> str:
+        if self._block_limit is not None and len(source) > self._block_limit:
+            size = len(source.encode()) // 1024
+            return (
+                f'<p class="preview-note">This block is too large to preview live '
+                f"({size} KB). Download the document as a web page to see it rendered.</p>"
+            )
         refs: Refs = ()
         if self._refs:
             used = self._labels.fetch(source, _labels)

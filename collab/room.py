@@ -30,6 +30,8 @@ log = logging.getLogger("tandem.collab")
 
 # Fragments (preview, status line) go out at most this often per document.
 FRAGMENT_INTERVAL = 0.1
+# Longer blocks are not rendered in the live preview (see PreviewState).
+LIVE_PREVIEW_BLOCK_LIMIT = 100_000
 # Presence (who is here) goes out at most this often per document.
 PRESENCE_INTERVAL = 0.1
 # A disconnected editor's replica (and undo history) is kept this long for a reconnect.
@@ -91,7 +93,7 @@ class Room:
         self.group = group_name(doc_id)
         self.engine = engine
         self.members: dict[str, Member] = {}
-        self.preview = PreviewState()
+        self.preview = PreviewState(block_limit=LIVE_PREVIEW_BLOCK_LIMIT)
         # Only touched from the event loop; `preview` itself is updated in a worker thread.
         self._preview_blocks = list(self.preview.render_full(engine.text))
         self.preview_generation = 0

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from collab.preview import PreviewState
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
 from collab import store
+from collab.preview import PreviewState
 from editor.models import Document
 
 FORMATS = {

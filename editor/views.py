@@ -16,6 +16,7 @@ from django_htmx.middleware import HtmxDetails
 
 from collab import store
 from collab.preview import PreviewState
+from collab.room import LIVE_PREVIEW_BLOCK_LIMIT
 from editor import documents
 from editor.forms import TitleForm
 from editor.models import Document
@@ -68,7 +69,7 @@ def document_editor(request: HtmxHttpRequest, doc_id: str) -> HttpResponse:
     text, version = store.read_document(doc.id)
     # The preview is rendered server-side, so the page reads well before any script runs;
     # blocks are cached by source, so reloading a big document is cheap.
-    preview = PreviewState()
+    preview = PreviewState(block_limit=LIVE_PREVIEW_BLOCK_LIMIT)
     blocks = preview.render_full(text)
     context = {
         "document": doc,

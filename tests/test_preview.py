@@ -496,3 +496,19 @@ def test_words_of_the_state_follow_edits() -> None:
     assert state.words == word_count(DOC)
     state.update(DOC + "\nthree more words\n")
     assert state.words == word_count(DOC) + 3
+
+
+def test_a_huge_block_gets_a_note_in_the_live_preview_but_renders_in_exports() -> None:
+    table = "| a | b |\n|---|---|\n" + "".join(f"| {i} | x |\n" for i in range(20_000))
+    text = "# Title\n\n" + table
+    live = PreviewState(block_limit=100_000)
+    blocks = live.render_full(text)
+    assert "<h1>Title</h1>" in blocks[0].html
+    assert "too large to preview live" in blocks[1].html
+    assert "<table" not in blocks[1].html
+    # A keystroke inside the huge block sends a note, not megabytes.
+    fragment = live.update(text + "| 20000 | y |\n")
+    assert fragment is not None
+    assert len(fragment) < 1_000
+    full = PreviewState().render_full(text)
+    assert "<table" in full[1].html
