@@ -87,15 +87,20 @@ class Member:
 
 class Room:
     def __init__(
-        self, doc_id: str, engine: DocumentEngine, updates_since_snapshot: int = 0
+        self,
+        doc_id: str,
+        engine: DocumentEngine,
+        preview: PreviewState,
+        updates_since_snapshot: int = 0,
     ) -> None:
+        """`preview` has rendered the engine's text already (`render_full`)."""
         self.doc_id = doc_id
         self.group = group_name(doc_id)
         self.engine = engine
         self.members: dict[str, Member] = {}
-        self.preview = PreviewState(block_limit=LIVE_PREVIEW_BLOCK_LIMIT)
+        self.preview = preview
         # Only touched from the event loop; `preview` itself is updated in a worker thread.
-        self._preview_blocks = list(self.preview.render_full(engine.text))
+        self._preview_blocks = list(preview.blocks)
         self.preview_generation = 0
         self.closed = False
         self._pending: list[_Pending] = []
@@ -369,9 +374,14 @@ class RoomRegistry:
                 self._loading[doc_id] = loading
                 try:
                     log_ = await in_store_thread(store.load_log, doc_id)
+                    engine = DocumentEngine(log_)
+                    # Rendering a large document takes a while: not on the event loop.
+                    preview = PreviewState(block_limit=LIVE_PREVIEW_BLOCK_LIMIT)
+                    await asyncio.to_thread(preview.render_full, engine.text)
                     room = Room(
                         doc_id,
-                        DocumentEngine(log_),
+                        engine,
+                        preview,
                         updates_since_snapshot=log_.version - log_.snapshot_version,
                     )
                     self._rooms[doc_id] = room
