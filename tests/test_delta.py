@@ -7,27 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collab import delta as D
+from tests import strategies
 
-# Pieces chosen to make UTF-16 and code points disagree: astral emoji (two of them share
-# a high surrogate), a skin-tone modifier, a ZWJ family, combining marks, CJK.
-PIECES = ["a", "b", "\n", "é", "e\u0301", "漢", "😀", "😁", "👍🏽", "👨\u200d👩\u200d👧", "ß"]
-texts = st.lists(st.sampled_from(PIECES), max_size=15).map("".join)
+texts = strategies.texts(15)
 
 
-@st.composite
-def deltas(draw: st.DrawFn, text: str) -> D.Delta:
-    """A random valid delta against `text` (positions on code point boundaries)."""
-    ops: D.Delta = []
-    pos = 0
-    while draw(st.booleans()):
-        kind = draw(st.sampled_from(["retain", "delete", "insert"]))
-        if kind == "insert":
-            ops.append({"insert": draw(texts.filter(bool))})
-        elif pos < len(text):
-            n = draw(st.integers(1, len(text) - pos))
-            ops.append({kind: D.utf16_len(text[pos : pos + n])})
-            pos += n
-    return D.normalize(ops)
+deltas = strategies.deltas
 
 
 # ---------------------------------------------------------------- units

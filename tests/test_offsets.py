@@ -7,11 +7,12 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pycrdt import Text
 
 from collab import delta as D
 from collab import offsets as O
 from collab.crdt import new_doc
+from collab.engine import _apply_utf8 as _apply
+from tests import strategies
 
 SAMPLES = {
     "ascii": "hello world",
@@ -23,8 +24,7 @@ SAMPLES = {
     "mixed": "Grüße, 世界 🌍 مرحبا e\u0301 👍🏽\n",
     "empty": "",
 }
-PIECES = ["a", "\n", "é", "e\u0301", "漢", "😀", "😁", "👍🏽", "👨\u200d👩\u200d👧", "ß", "Ω"]
-texts = st.lists(st.sampled_from(PIECES), max_size=40).map("".join)
+texts = strategies.texts(40)
 
 
 def boundaries(text: str) -> Iterator[tuple[int, int, int]]:
@@ -48,19 +48,7 @@ def apply_utf8(text: str, delta: D.Delta) -> str:
     return b"".join(out).decode()
 
 
-@st.composite
-def deltas(draw: st.DrawFn, text: str) -> D.Delta:
-    ops: D.Delta = []
-    pos = 0
-    while draw(st.booleans()):
-        kind = draw(st.sampled_from(["retain", "delete", "insert"]))
-        if kind == "insert":
-            ops.append({"insert": draw(texts.filter(bool))})
-        elif pos < len(text):
-            n = draw(st.integers(1, len(text) - pos))
-            ops.append({kind: D.utf16_len(text[pos : pos + n])})
-            pos += n
-    return D.normalize(ops)
+deltas = strategies.deltas
 
 
 # ---------------------------------------------------------------- facts and positions
@@ -218,18 +206,6 @@ def test_pycrdt_agrees(data: st.DataObject, text: str) -> None:
     if events:
         back = O.utf8_to_utf16(text, events[0])
         assert D.apply(text, back.delta) == expected == back.text.text
-
-
-def _apply(ytext: Text, delta: D.Delta) -> None:
-    pos = 0
-    for op in delta:
-        if "retain" in op:
-            pos += op["retain"]
-        elif "delete" in op:
-            del ytext[pos : pos + op["delete"]]
-        else:
-            ytext.insert(pos, op["insert"])
-            pos += len(op["insert"].encode())
 
 
 # ---------------------------------------------------------------- chunks
