@@ -51,6 +51,28 @@ export function bindTextarea(ta, h) {
     ta.scrollLeft = scrollLeft;
   }
 
+  // Apply a small remote change in place (setRangeText) rather than replacing the whole
+  // value, which makes the browser re-lay out a large document on every keystroke of
+  // someone else. Returns false (nothing changed) when the whole value should be written.
+  function patchValue(delta, next) {
+    const edits = delta.filter((op) => op.retain === undefined).length;
+    if (edits === 0) return ta.value === next;
+    if (edits > 16) return false;
+    const { scrollTop, scrollLeft } = ta;
+    let pos = 0;
+    for (const op of delta) {
+      if (op.retain !== undefined) pos += op.retain;
+      else if (op.delete !== undefined) ta.setRangeText("", pos, pos + op.delete);
+      else {
+        ta.setRangeText(op.insert, pos, pos);
+        pos += op.insert.length;
+      }
+    }
+    ta.scrollTop = scrollTop;
+    ta.scrollLeft = scrollLeft;
+    return ta.value === next; // if not, the caller writes the whole value
+  }
+
   ta.addEventListener("beforeinput", (e) => {
     if (e.inputType === "historyUndo" || e.inputType === "historyRedo") {
       // Edit menu / context menu undo: same as the keys.
@@ -132,8 +154,16 @@ export function bindTextarea(ta, h) {
         ns = transformIndex(delta, s, false);
         ne = Math.max(ns, transformIndex(delta, e, true));
       }
+      const direction = ta.selectionDirection;
       prev = next;
-      writeValue(next, ns, ne, ta.selectionDirection);
+      if (!patchValue(delta, next)) {
+        writeValue(next, ns, ne, direction);
+        return;
+      }
+      const { scrollTop, scrollLeft } = ta;
+      ta.setSelectionRange(ns, ne, direction);
+      ta.scrollTop = scrollTop;
+      ta.scrollLeft = scrollLeft;
     },
   };
 }
