@@ -230,3 +230,26 @@ def test_a_rename_shows_in_other_editors_but_not_under_someone_typing_a_title(
     expect(b.locator("#title-input")).to_have_value("New name")
     expect(c.locator("#title-input")).to_have_value("C is typing")
     expect(c.locator("#title-input")).to_be_focused()
+
+
+def test_keystrokes_in_flight_when_the_server_dies_land_exactly_once(
+    new_page: NewPage, make_server: Callable[[], TandemServer]
+) -> None:
+    srv = make_server()
+    doc = create_document(srv, "Crash in flight", "")
+    a = new_page()
+    a.goto(doc.url)
+    expect(a.locator("#status")).to_have_attribute("data-state", "connected")
+    caret_to(a, 0)
+    typed = ""
+    for word in ("one ", "two ", "three ", "four "):
+        a.keyboard.type(word)  # no waiting: requests are in flight when the server dies
+        typed += word
+    srv.kill()
+    for word in ("five ", "six "):
+        a.keyboard.type(word)
+        typed += word
+    srv.start()
+    expect(a.locator("#status")).to_have_attribute("data-state", "connected", timeout=15_000)
+    eventually(lambda: stored_text(srv.url, doc.id) == typed, 15, "every keystroke, once")
+    assert value(a) == typed
