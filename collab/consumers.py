@@ -171,8 +171,10 @@ class DocumentConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=error_message(error.code, error.message, rid))
             return
         except RoomClosed:
-            # Storage failed and the room was dropped: reconnecting reloads it.
-            await self.close(code=CLOSE_RETRY)
+            # The room was dropped: storage failed (reconnecting reloads it), or the
+            # document was deleted under this request (final).
+            exists = await _document_exists(self.doc_id)
+            await self.close(code=CLOSE_RETRY if exists else CLOSE_NOT_FOUND)
             return
         finally:
             self.in_flight = False

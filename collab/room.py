@@ -147,9 +147,18 @@ class Room:
             try:
                 await self._tick()
             except Exception:
-                log.exception("room %s failed; closing it", self.doc_id)
+                if await self._deleted():
+                    log.info("document %s was deleted while being edited", self.doc_id)
+                else:
+                    log.exception("room %s failed; closing it", self.doc_id)
                 await self._fail()
                 return
+
+    async def _deleted(self) -> bool:
+        try:
+            return not await in_store_thread(store.exists, self.doc_id)
+        except Exception:
+            return False  # storage itself is failing
 
     async def _tick(self) -> None:
         batch, self._pending = self._pending, []

@@ -91,6 +91,10 @@ def updates_since_snapshot(doc_id: str) -> int:
     return latest - (snap.version if snap else 0)
 
 
+def exists(doc_id: str) -> bool:
+    return Document.objects.filter(pk=doc_id).exists()
+
+
 def create_document(title: str, text: str = "") -> Document:
     """A new document whose log starts with one update holding `text`."""
     with transaction.atomic():

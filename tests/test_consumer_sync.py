@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -321,3 +323,34 @@ async def test_deeply_nested_json_is_a_clear_error_not_a_crash() -> None:
     assert error["code"] == "bad_request"
     assert (await a.sync(1, []))["type"] == "ack"  # still connected and working
     await a.close()
+
+
+async def test_a_document_deleted_under_a_request_closes_the_editor_with_4404(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="tandem.collab")
+    doc_id = await new_document("abc")
+    a = Editor(doc_id, "tab-a-0001")
+    await a.connect()
+    await a.sync(1, [])
+
+    @database_sync_to_async
+    def delete_quietly() -> None:  # as if the delete raced with the next request
+        from editor.models import Document
+
+        Document.objects.filter(pk=doc_id).delete()
+
+    await delete_quietly()
+    await a.send({"type": "sync", "cid": a.cid, "rid": 2, "base": 1, "ops": [{"insert": "X"}]})
+    assert a.comm is not None
+    while True:
+        output = await a.comm.receive_output(3)
+        if output["type"] == "websocket.close":
+            assert output["code"] == 4404
+            break
+    for _ in range(100):  # the room notes it on its own task
+        if "was deleted while being edited" in caplog.text:
+            break
+        await asyncio.sleep(0.01)
+    assert "was deleted while being edited" in caplog.text
+    assert "failed; closing it" not in caplog.text
