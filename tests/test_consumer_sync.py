@@ -69,6 +69,15 @@ class Editor:
             if message["type"] != "poke":
                 return message
 
+    async def close_code(self, timeout: float = 3) -> int:
+        """The code the server closes with; every frame before it is kept in self.html."""
+        assert self.comm is not None
+        while True:
+            output = await self.comm.receive_output(timeout)
+            if output["type"] == "websocket.close":
+                return int(output["code"])
+            self.html.append(output.get("text", ""))
+
     async def close(self) -> None:
         assert self.comm is not None
         await self.comm.disconnect()
@@ -258,12 +267,7 @@ async def test_deleting_the_document_closes_editors_with_4404() -> None:
         documents.delete(Document.objects.get(pk=doc_id))
 
     await delete()
-    assert a.comm is not None
-    while True:
-        output = await a.comm.receive_output(3)
-        if output["type"] == "websocket.close":
-            assert output["code"] == 4404
-            break
+    assert await a.close_code() == 4404
 
 
 async def test_a_storage_failure_drops_the_room_and_the_resend_after_reconnect_lands_once(
@@ -280,13 +284,9 @@ async def test_a_storage_failure_drops_the_room_and_the_resend_after_reconnect_l
 
     monkeypatch.setattr(store, "append", failing_append)
     await a.send({"type": "sync", "cid": a.cid, "rid": 2, "base": 1, "ops": [{"insert": "X"}]})
-    assert a.comm is not None
-    while True:  # no answer: the change was never durable; the server says "reconnect"
-        output = await a.comm.receive_output(3)
-        if output["type"] == "websocket.close":
-            assert output["code"] == 1012
-            break
-        assert '"ack"' not in output.get("text", "")
+    # No answer (the change was never durable); the server says "reconnect".
+    assert await a.close_code() == 1012
+    assert not any('"ack"' in frame for frame in a.html)
     assert await stored(doc_id) == ("abc", 1)
     monkeypatch.setattr(store, "append", real_append)
     a2 = Editor(doc_id, "tab-a-0001")
@@ -342,13 +342,8 @@ async def test_a_document_deleted_under_a_request_closes_the_editor_with_4404(
 
     await delete_quietly()
     await a.send({"type": "sync", "cid": a.cid, "rid": 2, "base": 1, "ops": [{"insert": "X"}]})
-    assert a.comm is not None
-    while True:
-        output = await a.comm.receive_output(3)
-        if output["type"] == "websocket.close":
-            assert output["code"] == 4404
-            break
-    for _ in range(100):  # the room notes it on its own task
+    assert await a.close_code() == 4404
+    for _ in range(500):  # the room notes it on its own task
         if "was deleted while being edited" in caplog.text:
             break
         await asyncio.sleep(0.01)
