@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
 from collab import delta as pydelta
+from e2e.client import eventually
 from e2e.test_client_units import StaticServer
 
 INITIAL_TEXT = "Hello"
@@ -53,16 +54,6 @@ TEXT</textarea>
     .observe(document.getElementById('status'), {attributes: true, attributeFilter: ['data-state']});
 </script>
 </body></html>"""
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class FakeTandem:
@@ -230,7 +221,7 @@ def open_editor(
             before = len(fake.conns)
             page.goto(editor_url)
             expect(page.locator("#status")).to_have_attribute("data-state", "connected")
-            wait_until(lambda: any(n > before for n, _ in fake.syncs()), what="the first sync")
+            eventually(lambda: any(n > before for n, _ in fake.syncs()), what="the first sync")
         return page
 
     yield make
@@ -254,7 +245,7 @@ def wait_synced(page: Page, fake: FakeTandem, timeout: float = 10.0) -> None:
         )
         return s[:3] == ["connected", "true", str(fake.version)] and s[3] == s[4] == fake.text
 
-    wait_until(done, timeout, "the page to be in step with the server")
+    eventually(done, timeout, "the page to be in step with the server")
 
 
 def type_at_end(page: Page, text: str) -> None:
@@ -268,7 +259,7 @@ def test_connects_says_hello_and_syncs_typing(
 ) -> None:
     page = open_editor()
     assert value(page) == INITIAL_TEXT
-    wait_until(lambda: fake.syncs(), what="the first sync")
+    eventually(lambda: fake.syncs(), what="the first sync")
     assert len(fake.hellos) == 1 and re.fullmatch(r"[A-Z][a-z]+ [A-Z][a-z]+", fake.hellos[0])
     # hello first, then a catch-up sync from the page's version with no ops
     assert json.loads(fake.frames[0][1])["type"] == "hello"
@@ -286,7 +277,7 @@ def test_connects_says_hello_and_syncs_typing(
     name = fake.hellos[0]
     page.reload()
     expect(page.locator("#status")).to_have_attribute("data-state", "connected")
-    wait_until(lambda: len(fake.hellos) == 2, what="the second hello")
+    eventually(lambda: len(fake.hellos) == 2, what="the second hello")
     assert fake.hellos[1] == name
 
 
@@ -345,7 +336,7 @@ def test_an_unanswered_request_is_resent_unchanged_after_a_drop(
     wait_synced(page, fake)
     fake.hold = True  # the server applies the next request but the answer is lost
     type_at_end(page, "!")
-    held = wait_until(lambda: [m for _, m in fake.syncs() if m["ops"]], what="the request")[0]
+    held = eventually(lambda: [m for _, m in fake.syncs() if m["ops"]], what="the request")[0]
     assert fake.text == "Hello!"
     type_at_end(page, "?")  # typed while waiting: not sent yet (one request in flight)
     time.sleep(0.2)
@@ -378,7 +369,7 @@ def test_offline_typing_is_kept_and_merged(
     )
     # let a few reconnects fail so the backoff grows, then come back online
     attempts = fake.attempts
-    wait_until(lambda: fake.attempts >= attempts + 4, timeout=15, what="retries")
+    eventually(lambda: fake.attempts >= attempts + 4, timeout=15, what="retries")
     fake.refuse = False
     start = time.monotonic()
     page.evaluate("window.dispatchEvent(new Event('online'))")
@@ -391,10 +382,10 @@ def test_close_codes(open_editor: Callable[..., Page], fake: FakeTandem) -> None
     page = open_editor()
     wait_synced(page, fake)
     fake.close_latest(1000)  # the extension would give up after 1000; the client does not
-    wait_until(lambda: len(fake.conns) == 2, what="a reconnect after 1000")
+    eventually(lambda: len(fake.conns) == 2, what="a reconnect after 1000")
     expect(page.locator("#status")).to_have_attribute("data-state", "connected")
     fake.close_latest(1012)  # service restart: retried
-    wait_until(lambda: len(fake.conns) == 3, what="a reconnect after 1012")
+    eventually(lambda: len(fake.conns) == 3, what="a reconnect after 1012")
     expect(page.locator("#status")).to_have_attribute("data-state", "connected")
     fake.close_latest(4404, "deleted")  # final
     expect(page.locator("#status")).to_have_attribute("data-state", "offline")
@@ -411,10 +402,10 @@ def test_undo_and_redo_keys_are_sent_as_actions(
     type_at_end(page, "abc")
     wait_synced(page, fake)
     page.keyboard.press("Control+z")
-    wait_until(lambda: fake.actions == ["undo"], what="an undo request")
+    eventually(lambda: fake.actions == ["undo"], what="an undo request")
     page.keyboard.press("Control+Shift+z")
     page.keyboard.press("Control+y")
-    wait_until(lambda: fake.actions == ["undo", "redo", "redo"], what="two redo requests")
+    eventually(lambda: fake.actions == ["undo", "redo", "redo"], what="two redo requests")
     assert value(page) == "Helloabc"  # the browser's own undo never ran
     undo = next(m for _, m in fake.syncs() if m["action"] == "undo")
     assert undo["ops"] == [] and undo["sel"] == [8, 8]

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from e2e.client import HttpClient
+from e2e.client import HttpClient, eventually
 from e2e.conftest import CreatedDocument, create_document
 from e2e.server import TandemServer
 
 MakeDocument = Callable[..., CreatedDocument]
 NewPage = Callable[..., Page]
-
-
-def eventually(check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """Poll `check` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or check}: last value {last!r}")
 
 
 def open_editor(new_page: NewPage, doc: CreatedDocument) -> Page:
