@@ -9,6 +9,8 @@ Each simulated editor is a faithful minimal Tandem client (docs/protocol.md):
 * an answer `{"type": "ack", "rid", "version", "delta"}` is applied to the text as sent
   (that is the new shadow) and the pending insert is transformed past the delta; anything
   still unsent goes out at once;
+* a push `{"type": "push", "base", "version", "delta"}` is applied to the shadow when
+  nothing is in flight and it starts at the client's version, and ignored otherwise;
 * a poke is answered with a sync (possibly without ops) when nothing is in flight and
   ignored otherwise; an idle client also syncs every IDLE_SYNC_SECONDS;
 * HTML frames (anything not starting with "{") are counted and otherwise ignored.
@@ -28,14 +30,14 @@ Latency of insert i of sender S at receiver C (every other client of the documen
 "C holds it" is decided in two ways:
   * content (exact, used when the document has at most 62 editors): every editor of a
     document types its own letter or digit; a receiver counts, per letter, the characters
-    that answers' deltas insert into its shadow. A sender's inserts reach a receiver in
+    that answers' and pushes' deltas insert into its shadow. A sender's inserts reach a receiver in
     order (each answer brings the shadow to a version of the document, which holds a prefix
     of every sender's inserts), so the receiver holds insert i of S once it has seen i + 1
     of S's letters. A letter seen more than K times, or one's own letter arriving in a
     delta, is counted as an error (duplicated text).
   * version (any number of editors): the answer to the request that carried insert i has
     `version` = the log position of the update holding it (docs/protocol.md); a receiver
-    holds the insert from its first answer whose version is at least that. When both are
+    holds the insert from its first answer or push whose version is at least that. When both are
     available, the run records how far they disagree (`method_max_diff_ms`, expected 0).
 Durable acknowledgement latency: a request with ops, from just before its `ws.send`
 until its answer arrives (the answer is sent only once the edit is committed).
@@ -281,6 +283,8 @@ class Client:
         self.requests_with_ops = 0
         self.pokes = 0
         self.pokes_answered = 0
+        self.pushes = 0
+        self.pushes_applied = 0
         self.json_frames = 0
         self.html_frames = 0
         self.html_bytes = 0
@@ -377,7 +381,28 @@ class Client:
         version = message["version"]
         if not isinstance(version, int) or not isinstance(delta, list):
             raise ProtocolFailure(f"malformed answer {message!r}")
-        shadow = apply_delta(self.sent_text, delta) if delta else self.sent_text
+        self._advance(self.sent_text, version, delta, t)
+        self.sent_text = None
+        self.in_flight = False
+        if self.flight_hi > self.flight_lo:
+            self.ack_lat.append(t - self.flight_t)
+            self.commit.extend([version] * (self.flight_hi - self.flight_lo))
+        self.synced.set()
+
+    def _on_push(self, message: dict[str, Any], t: float) -> bool:
+        """Apply a push if nothing is in flight and it starts at our version."""
+        delta, version, base = message.get("delta"), message.get("version"), message.get("base")
+        if not isinstance(version, int) or not isinstance(delta, list):
+            raise ProtocolFailure(f"malformed push {message!r}")
+        if self.in_flight or base != self.version:
+            return False
+        self._advance(self.shadow, version, delta, t)
+        return True
+
+    def _advance(self, old: str, version: int, delta: Delta, t: float) -> None:
+        """`delta` turns `old` (the text sent, or the shadow) into the shadow at `version`;
+        the pending insert moves past it."""
+        shadow = apply_delta(old, delta) if delta else old
         if self.pending:
             pos = map_index(delta, self.pending_pos) if delta else self.pending_pos
             self.local = shadow[:pos] + self.pending + shadow[pos:]
@@ -390,17 +415,11 @@ class Client:
         self.version = version
         self.versions.append(version)
         self.version_t.append(t)
-        self.sent_text = None
-        self.in_flight = False
-        if self.flight_hi > self.flight_lo:
-            self.ack_lat.append(t - self.flight_t)
-            self.commit.extend([version] * (self.flight_hi - self.flight_lo))
         if self.markers is not None:
             for op in delta:
                 inserted = op.get("insert")
                 if inserted:
                     self._count(inserted, t)
-        self.synced.set()
 
     def _count(self, inserted: str, t: float) -> None:
         assert self.markers is not None
@@ -437,6 +456,14 @@ class Client:
                     self._on_ack(message, t)
                     if self.pending:
                         await self.send_sync()
+                elif kind == "push":
+                    self.pushes += 1
+                    if self._on_push(message, t):
+                        self.pushes_applied += 1
+                        if self.pending:
+                            await self.send_sync()
+                    elif not self.in_flight:
+                        await self.send_sync()  # a push from elsewhere: catch up
                 elif kind == "poke":
                     self.pokes += 1
                     # like the browser: nothing in flight, and news or something unsent
@@ -677,6 +704,7 @@ class LoadRun:
         for c in clients:
             c.json_frames = c.html_frames = c.html_bytes = c.rx_bytes = 0
             c.pokes = c.pokes_answered = c.requests = c.requests_with_ops = 0
+            c.pushes = c.pushes_applied = 0
         scpu0 = proc_cpu_s(pid) if pid else None
         if pid:
             res["server_rss_after_sync_kib"] = proc_rss_kib(pid)
@@ -731,6 +759,8 @@ class LoadRun:
         res["requests_with_ops"] = sum(c.requests_with_ops for c in clients)
         res["pokes_total"] = sum(c.pokes for c in clients)
         res["pokes_answered"] = sum(c.pokes_answered for c in clients)
+        res["pushes_total"] = sum(c.pushes for c in clients)
+        res["pushes_applied"] = sum(c.pushes_applied for c in clients)
         res["rx_json_frames"] = sum(c.json_frames for c in clients)
         res["rx_html_frames"] = sum(c.html_frames for c in clients)
         res["rx_html_bytes"] = sum(c.html_bytes for c in clients)

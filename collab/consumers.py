@@ -66,8 +66,8 @@ class DocumentConsumer(AsyncWebsocketConsumer):
     doc_id: str
     room: Room | None = None
     name: str = DEFAULT_NAME
-    # The version this editor holds (from its last answer), whether a request of it is
-    # being handled, and whether it has a poke it has not answered yet.
+    # The version this editor holds (from its last answer or push), whether a request of
+    # it is being handled, and whether it has a poke it has not answered yet.
     known_version: int = -1
     in_flight: bool = False
     poked: bool = False
@@ -184,12 +184,24 @@ class DocumentConsumer(AsyncWebsocketConsumer):
     # -- from the document's group ---------------------------------------------------
 
     async def doc_changed(self, event: dict[str, Any]) -> None:
-        """The document moved on: poke this editor unless it will catch up anyway."""
-        version = event["version"]
-        if self.in_flight or self.poked or version <= self.known_version:
+        """The document moved on: push the change to this editor, unless it will catch up
+        anyway (a request of it is being answered, or it has not synced yet)."""
+        room = self.room
+        if room is None or self.in_flight or self.known_version < 0:
             return
-        self.poked = True
-        await self.send(text_data=json.dumps({"type": "poke", "version": version}))
+        if room.durable_version <= self.known_version:
+            return
+        push = room.push_message(self.known_version)
+        if push is not None:
+            # The editor applies it if it has nothing in flight; if it has, the answer
+            # to that request brings the same news. Either way it now holds this version
+            # or its request is already on the way.
+            self.known_version, frame = push
+            await self.send(text_data=frame)
+        elif not self.poked:
+            # Too far behind for the recent history: the editor syncs instead.
+            self.poked = True
+            await self.send(text_data=json.dumps({"type": "poke", "version": event["version"]}))
 
     async def doc_fragments(self, event: dict[str, Any]) -> None:
         html = event["html"]

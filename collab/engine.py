@@ -31,7 +31,7 @@ from typing import Any
 from pycrdt import Text, UndoManager, merge_updates
 
 from collab.crdt import TEXT_KEY, new_doc
-from collab.delta import Delta, DeltaError, check_insert, compose, diff, validate
+from collab.delta import Delta, DeltaError, apply, check_insert, compose, diff, validate
 from collab.log import DocumentLog, StoredUpdate
 from collab.offsets import Converted, TrackedText, utf8_to_utf16, utf16_to_utf8
 
@@ -43,6 +43,11 @@ ACTIONS = ("", "undo", "redo")
 # Catch-up merges at most this many log updates into one (merge_updates grows faster than
 # linearly); a replica further behind than this takes the room's diff instead.
 MERGE_BATCH = 100
+# The engine remembers the text at each of this many recent versions and the UTF-16
+# change that made it: an idle editor is brought up to date with the composed changes
+# (a push), and a replica catching up to its editor's base takes the text from here,
+# so neither computes pycrdt text events (which cost O(items before the change) each).
+HISTORY_VERSIONS = 512
 _CID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
@@ -209,6 +214,12 @@ class _Replica:
             result = compose(result, converted.delta) if result else converted.delta
         return result
 
+    def advance(self, updates: Sequence[bytes], text: TrackedText) -> None:
+        """Apply updates whose resulting text is known (`text`): no text events needed."""
+        for i in range(0, len(updates), MERGE_BATCH):
+            self.doc.apply_update(_merged(updates[i : i + MERGE_BATCH]))
+        self.text = text
+
     def apply(self, updates: Sequence[bytes]) -> Delta:
         """Apply updates (merged into few: pycrdt's merge slows down on long runs) and
         return the text's change."""
@@ -232,7 +243,12 @@ class DocumentEngine:
         self._first = self._check_log(log)  # the oldest version a replica can be built at
         self._snapshot = (log.snapshot_version, log.snapshot) if log.snapshot is not None else None
         self._room = log.build()
-        self._text = TrackedText.of(str(self._room.get(TEXT_KEY, type=Text)))
+        self._ytext = self._room.get(TEXT_KEY, type=Text)
+        self._text = TrackedText.of(str(self._ytext))
+        # Recent history (HISTORY_VERSIONS): the text at each version, and the change
+        # (UTF-16 delta) from the version before, where the engine saw it happen.
+        self._texts: dict[int, TrackedText] = {self.version: self._text}
+        self._changes: dict[int, Delta] = {}
         self._clock = clock
         self._replicas: dict[Hashable, _Replica] = {}
         # Per page load (cid): the last rid seen and the seq its update was stored at.
@@ -269,6 +285,19 @@ class DocumentEngine:
     def oldest_base(self) -> int:
         """The oldest version a client may sync from (0 unless the log was cut)."""
         return self._first
+
+    def changes(self, after: int, upto: int) -> Delta | None:
+        """The UTF-16 delta from the text at version `after` to the text at `upto`, or None
+        when that is no longer (or was never) in the recent history."""
+        if not self._first <= after <= upto <= self.version:
+            return None
+        result: Delta = []
+        for version in range(after + 1, upto + 1):
+            change = self._changes.get(version)
+            if change is None:
+                return None
+            result = compose(result, change) if result else change
+        return result
 
     def session_version(self, session: Hashable) -> int | None:
         replica = self._replicas.get(session)
@@ -318,11 +347,16 @@ class DocumentEngine:
         # Everything that could fail has run: only now does the room change.
         stored = None
         if own is not None:
-            self._room.apply_update(own)
+            if request.base == self.version:
+                # The editor was up to date: its ops and undo/redo are the room's change.
+                self._room.apply_update(own)
+                change = compose(request.ops, done)
+            else:
+                change = self._apply_observed(own)
             stored = StoredUpdate(self.version + 1, own, request.cid, request.rid, author)
             self._updates.append(stored)
+            self._record(replica.text, change)
         self._requests[request.cid] = (request.rid, stored.seq if stored else None)
-        self._text = replica.text
         self._install(session, replica)
         answer = compose(done, caught_up) if done else caught_up
         return Answer(request.rid, self.version, answer), stored
@@ -359,7 +393,8 @@ class DocumentEngine:
             raise _bad(str(exc)) from exc
         if text == self.text:
             return None
-        change = utf16_to_utf8(self._text, diff(self.text, text))
+        change16 = diff(self.text, text)
+        change = utf16_to_utf8(self._text, change16)
         self._check_size(change.text.utf8_len)
         scratch, ytext = new_doc([self._room.get_update()])
         captured: list[bytes] = []
@@ -371,18 +406,49 @@ class DocumentEngine:
         self._room.apply_update(update)
         stored = StoredUpdate(self.version + 1, update, "", None, author)
         self._updates.append(stored)
-        self._text = change.text
+        self._record(change.text, change16)
         return stored
 
     def verify(self) -> None:
-        """Check the cached texts against the Docs (O(document) per replica: for tests)."""
-        if str(self._room.get(TEXT_KEY, type=Text)) != self._text.text:
+        """Check the cached texts against the Docs, and the history against itself
+        (O(document) per replica and version: for tests)."""
+        if str(self._ytext) != self._text.text:
             raise RuntimeError("the room's cached text is out of step with its Doc")
+        if self._texts.get(self.version) is not self._text:
+            raise RuntimeError("the history does not end at the current text")
+        for version, change in self._changes.items():
+            before = self._texts.get(version - 1)
+            if before is not None and apply(before.text, change) != self._texts[version].text:
+                raise RuntimeError(f"the recorded change to version {version} is wrong")
         for session, replica in self._replicas.items():
             if str(replica.ytext) != replica.text.text:
                 raise RuntimeError(f"the shadow of session {session!r} is out of step")
 
     # ------------------------------------------------------------ helpers
+
+    def _apply_observed(self, update: bytes) -> Delta:
+        """Apply `update` to the room and return its change to the text, in UTF-16."""
+        events: list[Delta] = []
+        subscription = self._ytext.observe(lambda event: events.append(event.delta))  # type: ignore[attr-defined]
+        try:
+            self._room.apply_update(update)
+        finally:
+            self._ytext.unobserve(subscription)
+        text = self._text
+        result: Delta = []
+        for raw in events:
+            converted = utf8_to_utf16(text, raw)
+            text = converted.text
+            result = compose(result, converted.delta) if result else converted.delta
+        return result
+
+    def _record(self, text: TrackedText, change: Delta) -> None:
+        """The room's text moved to `text` by `change` (the new version's entry)."""
+        self._text = text
+        self._texts[self.version] = text
+        self._changes[self.version] = change
+        self._texts.pop(self.version - HISTORY_VERSIONS, None)
+        self._changes.pop(self.version - HISTORY_VERSIONS, None)
 
     def _convert(self, replica: _Replica, request: SyncRequest) -> Converted:
         try:
@@ -422,7 +488,11 @@ class DocumentEngine:
         if replica is not None and replica.version <= base:
             # Still a prefix of the log: catching up keeps its undo history.
             try:
-                replica.apply(self._data(replica.version, base))
+                known = self._texts.get(base)
+                if known is not None:
+                    replica.advance(self._data(replica.version, base), known)
+                else:
+                    replica.apply(self._data(replica.version, base))
             except BaseException:
                 self._forget(session, replica)
                 raise

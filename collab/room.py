@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Hashable
@@ -118,6 +119,11 @@ class Room:
         self._presence_dirty = False
         self._presence_task: asyncio.Task[None] | None = None
         self._sessions: dict[str, int] = {}  # page-load id -> connections using it
+        # The newest version that is on disk: editors are told of nothing newer.
+        self.durable_version = engine.version
+        # Push messages to durable_version, by the version they start from (one JSON
+        # encoding per tick for all the editors at one version).
+        self._pushes: dict[int, str] = {}
         self._session_drops: dict[str, asyncio.TimerHandle] = {}
 
     # -- requests --------------------------------------------------------------------
@@ -206,6 +212,8 @@ class Room:
             if snapshot is not None:
                 self._updates_since_snapshot = 0
             self.last_change = timezone.now()
+            self.durable_version = updates[-1].seq
+            self._pushes.clear()
         for answer_future, answer in answered:
             _settle(answer_future, answer)
         for version_future, version in replaced:
@@ -215,6 +223,22 @@ class Room:
                 self.group, {"type": "doc.changed", "version": self.engine.version}
             )
             self._schedule_fragments()
+
+    def push_message(self, since: int) -> tuple[int, str] | None:
+        """A `push` (docs/protocol.md) bringing an editor at version `since` to the durable
+        version: (that version, the JSON frame), or None when the engine no longer has
+        the changes since then (the editor is poked instead and syncs)."""
+        message = self._pushes.get(since)
+        if message is None:
+            delta = self.engine.changes(since, self.durable_version)
+            if delta is None:
+                return None
+            message = json.dumps(
+                {"type": "push", "base": since, "version": self.durable_version, "delta": delta},
+                ensure_ascii=False,
+            )
+            self._pushes[since] = message
+        return self.durable_version, message
 
     async def _fail(self) -> None:
         """Storage failed: the engine may hold changes that are not durable. Drop the room

@@ -4,7 +4,7 @@ No Tandem server is needed: a tiny HTTP server in a thread serves static/ (and a
 helper module), and each test imports the ES modules in a blank page and checks them
 there: delta.js (apply, compose, transform, transformIndex, anchoredDiff, splitDelta,
 with emoji, CJK and combining marks), sync-client.js against a fake transport and a fake
-OT server (acks while typing, pokes, resends, undo queueing, errors, large pastes, and a
+OT server (acks while typing, pushes, pokes, resends, undo queueing, errors, large pastes, and a
 seeded multi-editor convergence run), and textarea.js driven by real key presses and a
 real IME composition (Chrome DevTools' Input.imeSetComposition).
 
@@ -114,6 +114,8 @@ export class FakeServer {
   }
   // Someone else's edit, made on the current text.
   remote(delta) { this.commit(delta); }
+  // The news for an editor the server last told about version `from`.
+  push(from) { return { type: "push", base: from, version: this.version, delta: this.since(from) }; }
   handle(json) {
     const req = JSON.parse(json);
     this.requests.push(req);
@@ -592,6 +594,36 @@ def test_sync_poke_is_ignored_while_in_flight(unit_page: Page) -> None:
     assert r["text"] == "hello world"
 
 
+def test_sync_push_applies_only_when_idle_and_at_its_base(unit_page: Page) -> None:
+    r = sync_scenario(
+        unit_page,
+        """
+        c.open(); answer();                        // version 5, nothing in flight
+        server.remote([{retain: 5}, {insert: ' 😀'}]);
+        c.receive(server.push(5));                 // applied: no request needed
+        const afterPush = {text: c.text, shadow: c.shadow, version: c.version, sent: sent.length};
+        type(8, '!');                              // in flight from the pushed version
+        const req = last();
+        server.remote([{insert: '漢'}]);
+        c.receive(server.push(7));                 // in flight: ignored
+        const ignored = {text: c.text, version: c.version};
+        answer();                                  // the answer brings 漢 as well
+        const stale = sent.length;
+        c.receive({type: 'push', base: 3, version: 4, delta: [{insert: 'x'}]});  // not our base
+        const resync = last();
+        answer();
+        return {afterPush, req, ignored, stale, resync, text: c.text, server: server.text,
+                version: c.version, remote};
+        """,
+    )
+    assert r["afterPush"] == {"text": "hello 😀", "shadow": "hello 😀", "version": 6, "sent": 1}
+    assert r["req"]["base"] == 6 and r["req"]["ops"] == [{"retain": 8}, {"insert": "!"}]
+    assert r["ignored"] == {"text": "hello 😀!", "version": 6}
+    assert r["resync"]["ops"] == [] and r["resync"]["base"] == 8  # a push it cannot use: sync
+    assert r["text"] == r["server"] == "漢hello 😀!" and r["version"] == 8
+    assert r["remote"] == [[{"retain": 5}, {"insert": " 😀"}], [{"insert": "漢"}]]
+
+
 def test_sync_resends_the_unanswered_request_unchanged_after_reconnect(unit_page: Page) -> None:
     r = sync_scenario(
         unit_page,
@@ -741,6 +773,7 @@ def test_sync_many_editors_converge(unit_page: Page) -> None:
           const clients = [];
           const toServer = [];   // [client index, json]
           const toClient = [];   // [client index, message]
+          const known = [];      // per client: the version the server last told it about
           let token = 0;
           const tokens = [];
           for (let i = 0; i < 4; i++) {
@@ -748,6 +781,7 @@ def test_sync_many_editors_converge(unit_page: Page) -> None:
                                         send: (json) => toServer.push([i, json])});
             c.open();
             clients.push(c);
+            known.push(-1);
           }
           for (let step = 0; step < 300; step++) {
             const x = r();
@@ -762,7 +796,19 @@ def test_sync_many_editors_converge(unit_page: Page) -> None:
               c.edit(d.normalize([{retain: at}, {insert: t}]));
             } else if (x < 0.55 && toServer.length) {
               const [j, json] = toServer.splice(Math.floor(r() * toServer.length), 1)[0];
-              if (clients[j].connected) toClient.push([j, server.handle(json)]);
+              if (clients[j].connected) {
+                const answer = server.handle(json);
+                if (answer.type === 'ack') known[j] = answer.version;
+                toClient.push([j, answer]);
+              }
+            } else if (x < 0.75) {
+              // the server pushes news to everyone it has told something, in flight or not
+              for (const [j, k] of known.entries()) {
+                if (k >= 0 && clients[j].connected && server.version > k) {
+                  toClient.push([j, server.push(k)]);
+                  known[j] = server.version;
+                }
+              }
             } else if (x < 0.8 && toClient.length) {
               // per client, answers arrive in order
               const [j, msg] = toClient.shift();
@@ -772,6 +818,7 @@ def test_sync_many_editors_converge(unit_page: Page) -> None:
             } else if (x < 0.9 && c.connected) {
               // drop the connection: frames in transit for it are lost
               c.close();
+              known[i] = -1;
               for (let k = toServer.length - 1; k >= 0; k--) if (toServer[k][0] === i) toServer.splice(k, 1);
               for (let k = toClient.length - 1; k >= 0; k--) if (toClient[k][0] === i) toClient.splice(k, 1);
             } else if (!c.connected) {

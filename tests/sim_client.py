@@ -9,8 +9,10 @@ The client keeps three things about its text:
 
 An answer's delta turns `sent` into the new shadow. The client applies it there, moves
 its pending edits past it with `transform`, and the text area becomes the new shadow
-plus the pending edits. A client never applies a delta that is not the answer to its
-own request, which is what keeps it this small. After a reconnect it resends the
+plus the pending edits. Besides answers, the server pushes changes
+to an idle client (`Push`: a delta from one version to a newer one). The client applies a
+push only when nothing is in flight and the push starts at its own version, so a push
+and an answer can never both apply to one shadow. After a reconnect it resends the
 request in flight exactly as it was (same rid, base and ops).
 """
 
@@ -20,6 +22,15 @@ from dataclasses import dataclass, field
 
 from collab import delta as D
 from collab.engine import Answer, SyncRequest
+
+
+@dataclass(frozen=True)
+class Push:
+    """The server's `push`: `delta` turns the text at `base` into the text at `version`."""
+
+    base: int
+    version: int
+    delta: D.Delta
 
 
 @dataclass
@@ -61,6 +72,16 @@ class SimClient:
         self.pending = D.transform(self.pending, answer.delta, priority=True)
         self.text = D.apply(self.shadow, self.pending)
         self.inflight = None
+
+    def receive_push(self, push: Push) -> bool:
+        """Apply a push if it fits (nothing in flight, starts at our version)."""
+        if self.inflight is not None or push.base != self.version:
+            return False
+        self.shadow = D.apply(self.shadow, push.delta)
+        self.version = push.version
+        self.pending = D.transform(self.pending, push.delta, priority=True)
+        self.text = D.apply(self.shadow, self.pending)
+        return True
 
     @property
     def idle(self) -> bool:

@@ -106,12 +106,11 @@ async def test_replace_text_is_a_minimal_merged_change_live_editors_see() -> Non
     )
     assert response.status_code == 200
     assert response.json()["version"] == 2
-    poke = await editor.receive()
-    assert poke == {"type": "poke", "version": 2}
-    answer = await editor.sync(1, [])
+    push = await editor.receive()
+    assert (push["type"], push["base"], push["version"]) == ("push", 1, 2)
     # Only the changed word travels: "one\n" and "\nthree\n" are kept, not re-inserted.
-    assert answer["delta"][0] == {"retain": 4}
-    assert apply("one\ntwo\nthree\n", answer["delta"]) == "one\n2\nthree\n"
+    assert push["delta"][0] == {"retain": 4}
+    assert apply("one\ntwo\nthree\n", push["delta"]) == "one\n2\nthree\n"
     await editor.close()
 
 

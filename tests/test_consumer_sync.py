@@ -11,6 +11,8 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from collab import delta as D
+from collab import engine as engine_module
 from collab import store
 from collab.room import registry
 from editor.asgi import application
@@ -66,7 +68,7 @@ class Editor:
         )
         while True:
             message = await self.receive()
-            if message["type"] != "poke":
+            if message["type"] not in ("poke", "push"):  # news; the answer is what we wait for
                 return message
 
     async def close_code(self, timeout: float = 3) -> int:
@@ -130,21 +132,74 @@ async def test_an_edit_is_durable_before_its_answer() -> None:
     await a.close()
 
 
-async def test_a_change_pokes_the_others_who_then_catch_up() -> None:
+async def test_a_change_is_pushed_to_the_others_who_build_on_it() -> None:
     doc_id = await new_document("abc")
     a, b = Editor(doc_id, "tab-a-0001"), Editor(doc_id, "tab-b-0001")
     await a.connect()
     await b.connect()
     await b.sync(1, [])
     await a.sync(1, [{"insert": "X"}])
-    poke = await b.receive()
-    assert poke == {"type": "poke", "version": 2}
-    answer = await b.sync(1, [{"retain": 3}, {"insert": "!"}])
-    assert answer["version"] == 3
-    assert apply("abc!", answer["delta"]) == "Xabc!"
+    push = await b.receive()
+    assert push == {"type": "push", "base": 1, "version": 2, "delta": [{"insert": "X"}]}
+    # B's next request starts from the pushed version; its replica catches up lazily.
+    answer = await b.sync(2, [{"retain": 4}, {"insert": "!"}])
+    assert answer == {"type": "ack", "rid": 2, "version": 3, "delta": []}
+    push = await a.receive()
+    assert push == {
+        "type": "push",
+        "base": 2,
+        "version": 3,
+        "delta": [{"retain": 4}, {"insert": "!"}],
+    }
     assert (await stored(doc_id))[0] == "Xabc!"
     await a.close()
     await b.close()
+
+
+async def test_an_editor_too_far_behind_for_a_push_is_poked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no recent history to compose a push from, the editor is poked and syncs."""
+    monkeypatch.setattr(engine_module, "HISTORY_VERSIONS", 0)
+    doc_id = await new_document("abc")
+    a, b = Editor(doc_id, "tab-a-0001"), Editor(doc_id, "tab-b-0001")
+    await a.connect()
+    await b.connect()
+    await b.sync(1, [])
+    await a.sync(1, [{"insert": "X"}])
+    assert await b.receive() == {"type": "poke", "version": 2}
+    answer = await b.sync(1, [{"retain": 3}, {"insert": "!"}])
+    assert answer["version"] == 3
+    assert apply("abc!", answer["delta"]) == "Xabc!"
+    await a.close()
+    await b.close()
+
+
+async def test_pushes_carry_only_durable_versions_and_unicode() -> None:
+    """Several editors' changes in quick succession reach an idle editor as pushes that
+    chain (each starts where the last ended), in UTF-16 units, ending at the stored text."""
+    doc_id = await new_document("ab")
+    idle = Editor(doc_id, "tab-idle-01")
+    writers = [Editor(doc_id, f"tab-w{i}-0001") for i in range(3)]
+    for editor in [idle, *writers]:
+        await editor.connect()
+    await idle.sync(1, [])
+    version, text = 1, "ab"
+    answers = await asyncio.gather(
+        *(
+            w.sync(1, [{"retain": 1}, {"insert": s}])
+            for w, s in zip(writers, ["😀", "漢", "é"], strict=True)
+        )
+    )
+    final = max(a["version"] for a in answers)
+    while version < final:
+        push = await idle.receive()
+        assert push["type"] == "push" and push["base"] == version
+        text, version = D.apply(text, push["delta"]), push["version"]
+    assert (text, version) == await stored(doc_id)
+    assert sorted(text) == sorted("ab😀漢é")
+    for editor in [idle, *writers]:
+        await editor.close()
 
 
 async def test_reconnect_with_offline_edits_merges_them() -> None:

@@ -27,7 +27,7 @@ from collab import engine as engine_module
 from collab.crdt import TEXT_KEY, text_update
 from collab.engine import Answer, DocumentEngine, SyncRequest
 from collab.log import DocumentLog, StoredUpdate
-from tests.sim_client import SimClient
+from tests.sim_client import Push, SimClient
 
 EDITORS = 3
 API_OWNER = EDITORS  # markers inserted through replace_text
@@ -54,11 +54,12 @@ def rebuilt_text(updates: list[StoredUpdate]) -> str:
 
 @dataclass
 class Link:
-    """One client's connection: a session of the engine and a message each way."""
+    """One client's connection: a session of the engine and messages each way."""
 
     session: object | None = None
     up: SyncRequest | None = None  # request on its way to the server
-    down: Answer | None = None  # answer on its way to the client
+    down: list[Answer | Push] = field(default_factory=list)  # on the way to the client, in order
+    known: int = -1  # the version the server believes this client holds (the consumer's)
 
 
 @dataclass
@@ -68,6 +69,7 @@ class World:
     clients: list[SimClient]
     links: list[Link]
     now: float = 0.0
+    auto_push: bool = False  # push to every other client after each change, as rooms do
     sessions: int = 0
     counters: list[int] = field(default_factory=lambda: [0] * (EDITORS + 2))
     inserted: set[str] = field(default_factory=set)
@@ -111,7 +113,7 @@ class World:
 
     def send(self, i: int, action: str = "") -> None:
         link = self.links[i]
-        if link.session is not None and link.up is None and link.down is None:
+        if link.session is not None and link.up is None:
             request = self.clients[i].request(action)
             if request is not None:
                 link.up = request
@@ -127,13 +129,33 @@ class World:
             return
         if stored is not None:
             self.persisted.append(stored)  # persisted before the answer is sent
-        link.down = answer
+        link.down.append(answer)
+        link.known = answer.version
+        if self.auto_push and stored is not None:
+            for j in range(EDITORS):
+                if j != i:
+                    self.push(j)
+
+    def push(self, i: int) -> None:
+        """The consumer brings an idle client up to date, as collab/consumers.py does: from
+        the version it last told that client about, whether or not a request of the client
+        is already on its way (the server has not seen it yet)."""
+        link = self.links[i]
+        if link.session is None or link.known < 0:
+            return
+        change = self.engine.changes(link.known, self.engine.version)
+        if change is not None and self.engine.version > link.known:
+            link.down.append(Push(link.known, self.engine.version, change))
+            link.known = self.engine.version
 
     def deliver(self, i: int) -> None:
         link = self.links[i]
-        if link.down is not None:
-            self.clients[i].receive(link.down)
-            link.down = None
+        if link.down:
+            message = link.down.pop(0)
+            if isinstance(message, Push):
+                self.clients[i].receive_push(message)
+            else:
+                self.clients[i].receive(message)
 
     # -------------------------------------------------------- editing
 
@@ -175,10 +197,12 @@ class World:
             self.connect(i)
         for _ in range(20):
             for i in range(EDITORS):
-                self.deliver(i)
+                while self.links[i].down:
+                    self.deliver(i)
                 self.send(i)
                 self.serve(i)
-                self.deliver(i)
+                while self.links[i].down:
+                    self.deliver(i)
             if all(c.idle and c.version == self.engine.version for c in self.clients):
                 return
         raise AssertionError("clients did not settle")
@@ -211,6 +235,7 @@ STEP = st.sampled_from(
     + ["serve"] * 6
     + ["deliver"] * 6
     + ["connect"] * 3
+    + ["push"] * 8
     + ["drop", "tick", "crash", "reload", "replace"]
 )
 
@@ -226,6 +251,7 @@ def run(data: st.DataObject, initial: list[str], steps: int, undo: bool) -> Worl
 
 def _run(data: st.DataObject, initial: list[str], steps: int, undo: bool) -> World:
     world = World.start(initial)
+    world.auto_push = data.draw(st.booleans())
     for i in range(EDITORS):
         world.connect(i)
     for _ in range(steps):
@@ -244,6 +270,8 @@ def _run(data: st.DataObject, initial: list[str], steps: int, undo: bool) -> Wor
             world.serve(i)
         elif kind == "deliver":
             world.deliver(i)
+        elif kind == "push":
+            world.push(i)
         elif kind == "drop":
             world.drop(i)
         elif kind == "connect":
@@ -285,9 +313,11 @@ def test_editors_with_undo_converge(data: st.DataObject, initial: list[str], ste
     """Undo/redo re-inserts text (two editors may both revive one deleted character), so
     only convergence and the log are checked here, not the exact set of characters.
     A tiny merge batch makes replicas that are a few versions behind take the room's diff
-    and the batched catch-up paths."""
+    and the batched catch-up paths; a tiny history makes pushes and catch-ups fall back
+    to the paths for versions the engine no longer remembers."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(engine_module, "MERGE_BATCH", 2)
+        patch.setattr(engine_module, "HISTORY_VERSIONS", 3)
         world = run(data, initial, steps, undo=True)
     world.engine.verify()
     text = world.engine.text

@@ -16,7 +16,7 @@ from collab import engine as E
 from collab.crdt import TEXT_KEY, new_doc, text_update
 from collab.engine import Answer, DocumentEngine, ProtocolError, SyncRequest
 from collab.log import DocumentLog, StoredUpdate
-from tests.sim_client import SimClient
+from tests.sim_client import Push, SimClient
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -212,6 +212,77 @@ def test_idle_editor_catches_up_in_utf16() -> None:
     room.sync("sa", a)
     assert room.sync("sb", b).delta == [{"retain": 3}, {"insert": "!"}]
     assert b.text == "a😀!漢b" == room.engine.text
+
+
+def test_changes_bring_an_idle_editor_up_to_date_without_a_request() -> None:
+    """The recorded change of every version composes into a push (docs/protocol.md):
+    applied to the idle editor's shadow it gives the room's text, in UTF-16, and the
+    editor's next request, from the pushed version, merges as usual."""
+    room = Room("ab")
+    a, b = room.client("editor-a"), room.client("editor-b")
+    room.sync("sb", b)
+    start = b.version
+    a.edit(ins(1, "😀漢"))
+    room.sync("sa", a)
+    a.edit([{"retain": 3}, {"delete": 1}, {"insert": "e\u0301"}])  # 漢 -> e + combining
+    room.sync("sa", a)
+    change = room.engine.changes(start, room.engine.version)
+    assert change is not None
+    assert b.receive_push(Push(start, room.engine.version, change))
+    assert b.text == b.shadow == room.engine.text == "a😀e\u0301b"
+    b.edit(ins(3, "!"))  # after the emoji: 3 UTF-16 units in
+    room.sync("sb", b)
+    room.sync("sa", a)
+    assert a.text == b.text == room.engine.text == room.rebuilt() == "a😀!e\u0301b"
+    room.engine.verify()
+
+
+def test_changes_of_merged_requests_and_replacements() -> None:
+    """A request from an old base (merged by pycrdt) and an API replacement are recorded
+    too; so is an undo."""
+    clock = Clock()
+    room = Room("0123456789", clock)
+    a, b, idle = room.client("editor-a"), room.client("editor-b"), room.client("idle")
+    room.sync("si", idle)
+    start = idle.version
+    a.edit(ins(5, "AAA"))
+    b.edit(ins(5, "BB"))
+    ra, rb = a.request(), b.request()
+    assert ra is not None and rb is not None
+    a.receive(room.handle("sa", ra))
+    b.receive(room.handle("sb", rb))  # base behind the room: the observed path
+    stored = room.engine.replace_text("»" + room.engine.text)
+    assert stored is not None
+    room.persisted.append(stored)
+    clock.now += 1
+    room.sync("sa", a, "undo")
+    change = room.engine.changes(start, room.engine.version)
+    assert change is not None
+    assert D.apply("0123456789", change) == room.engine.text
+    assert "AAA" not in room.engine.text and "BB" in room.engine.text
+    room.engine.verify()
+
+
+def test_changes_outside_the_history_are_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(E, "HISTORY_VERSIONS", 3)
+    room = Room("x")
+    a = room.client("editor-a")
+    assert room.engine.changes(0, 1) is None  # loaded from storage: never seen happen
+    for ch in "ABCDE":
+        a.edit(ins(0, ch))
+        room.sync("sa", a)
+    version = room.engine.version
+    assert room.engine.changes(version - 2, version) == [{"insert": "ED"}]
+    assert room.engine.changes(version, version) == []
+    assert room.engine.changes(version - 3, version) == [{"insert": "EDC"}]
+    assert room.engine.changes(version - 4, version) is None  # forgotten
+    assert room.engine.changes(version, version + 1) is None  # not there yet
+    # A replica whose base fell out of the history still catches up (with text events).
+    b = SimClient("editor-b", "x", 1)
+    b.edit(ins(1, "!"))
+    room.sync("sb", b)
+    assert b.text == room.engine.text == "EDCBAx!"
+    room.engine.verify()
 
 
 @pytest.mark.parametrize("same_spot", [True, False])

@@ -11,8 +11,9 @@
 //                    in flight closes a segment so later typing is not undone with it.
 //   text             the local text (what the text area shows): the shadow, then the
 //                    in-flight ops, then every segment.
-// An answer is never applied unless it answers the request in flight, so the shadow
-// always equals the server's replica of this editor.
+// An answer is never applied unless it answers the request in flight, and a push (the
+// server's news for an idle editor) only when nothing is in flight and it starts at our
+// version, so the shadow is always a version of the document the server has.
 
 import { apply, compose, transform, isNoop, jsonSize, splitDelta } from "./delta.js";
 
@@ -124,6 +125,7 @@ export class SyncClient {
   receive(msg) {
     if (!msg || typeof msg !== "object") return;
     if (msg.type === "ack") this.onAck(msg);
+    else if (msg.type === "push") this.onPush(msg);
     else if (msg.type === "poke") this.onPoke(msg);
     else if (msg.type === "error") this.onError(msg);
   }
@@ -134,6 +136,26 @@ export class SyncClient {
     // waits for its next sync before poking it again.
     if (this.inFlight) return;
     this.flush(true);
+  }
+
+  onPush(msg) {
+    // Someone else's change, for an editor with nothing in flight. With a request in
+    // flight, its answer brings the same news (and more): ignore the push. A push that
+    // does not start at our version (never expected) is answered with a sync instead.
+    if (this.inFlight || this.failure) return;
+    if (msg.base !== this.version) {
+      this.flush(true);
+      return;
+    }
+    let shadow;
+    try {
+      if (!Array.isArray(msg.delta) || !Number.isInteger(msg.version)) throw new Error("malformed push");
+      shadow = apply(this.shadow, msg.delta);
+    } catch (err) {
+      this.fail("bad_answer", `The server sent a change this page cannot use (${err.message}).`);
+      return;
+    }
+    this.advance(shadow, msg.version, msg.delta);
   }
 
   onAck(msg) {
@@ -147,20 +169,26 @@ export class SyncClient {
       this.fail("bad_answer", `The server sent an answer this page cannot use (${err.message}).`);
       return;
     }
+    this.inFlight = null;
+    this.advance(shadow, msg.version, msg.delta);
+  }
+
+  /** The shadow became `shadow` at `version` by `delta`, from the text sent (or the old
+   * shadow): move everything not yet sent past it and show the result. */
+  advance(shadow, version, delta) {
     // Rebase everything not yet sent past the server's change, segment by segment.
     // Where both insert at one place, the local text goes first: it is where this
     // editor's caret is, and it keeps what one person types in one piece when two
     // people type at the same spot (server-first would interleave their keystrokes).
     // Either choice converges: the server applies our ops exactly as we show them.
-    let change = msg.delta;
+    let change = delta;
     for (const seg of this.segments) {
       const rebased = transform(change, seg.ops, false);
       change = transform(seg.ops, change, true);
       seg.ops = rebased;
     }
-    this.inFlight = null;
     this.shadow = shadow;
-    this.version = msg.version;
+    this.version = version;
     if (!isNoop(change)) {
       this.text = apply(this.text, change);
       this.onRemote(change, this.text);
