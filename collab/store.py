@@ -85,6 +85,38 @@ def append(doc_id: str, updates: Sequence[StoredUpdate], snapshot: bytes | None 
             )
 
 
+Job = tuple[str, Sequence[StoredUpdate], "bytes | None"]
+
+
+def append_many(jobs: Sequence[Job]) -> list[Exception | None]:
+    """Several `append`s in one transaction: one commit (one fsync) for all of them.
+    Returns, per job, None or the error that kept it from being written. One job's failure
+    never takes the others down: each runs in its own savepoint, and if the commit itself
+    fails (a foreign key checked at commit time: a document deleted meanwhile), every job
+    is written again on its own."""
+    if len(jobs) == 1:
+        return [_append_alone(jobs[0])]
+    errors: list[Exception | None] = [None] * len(jobs)
+    try:
+        with transaction.atomic():
+            for i, job in enumerate(jobs):
+                try:
+                    append(*job)  # nested: a savepoint
+                except Exception as error:
+                    errors[i] = error
+    except Exception:
+        return [_append_alone(job) for job in jobs]
+    return errors
+
+
+def _append_alone(job: Job) -> Exception | None:
+    try:
+        append(*job)
+    except Exception as error:
+        return error
+    return None
+
+
 def updates_since_snapshot(doc_id: str) -> int:
     snap = DocumentSnapshot.objects.filter(document_id=doc_id).order_by("-version").first()
     latest = Document.objects.filter(pk=doc_id).values_list("version", flat=True).first() or 0

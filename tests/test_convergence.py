@@ -312,11 +312,9 @@ def test_editors_converge_and_lose_nothing(
 def test_editors_with_undo_converge(data: st.DataObject, initial: list[str], steps: int) -> None:
     """Undo/redo re-inserts text (two editors may both revive one deleted character), so
     only convergence and the log are checked here, not the exact set of characters.
-    A tiny merge batch makes replicas that are a few versions behind take the room's diff
-    and the batched catch-up paths; a tiny history makes pushes and catch-ups fall back
-    to the paths for versions the engine no longer remembers."""
+    A tiny history makes requests, resends and pushes take the paths for versions the
+    engine no longer remembers (rebuilt from the log)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(engine_module, "MERGE_BATCH", 2)
         patch.setattr(engine_module, "HISTORY_VERSIONS", 3)
         world = run(data, initial, steps, undo=True)
     world.engine.verify()
