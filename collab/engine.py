@@ -234,7 +234,9 @@ class DocumentEngine:
         # (UTF-16 delta) from the version before.
         self._texts: dict[int, TrackedText] = {self.version: self._text}
         self._changes: dict[int, Delta] = {}
-        # changes(after, upto) composed so far, by `after`, for one `upto`.
+        # changes(after, upto) composed so far: forwards, by `after` -> (upto, delta); and
+        # backwards, by `after`, all for one `upto`.
+        self._forward: dict[int, tuple[int, Delta]] = {}
         self._suffix_end = -1
         self._suffixes: dict[int, Delta] = {}
         self._sessions: dict[Hashable, _Session] = {}
@@ -281,18 +283,31 @@ class DocumentEngine:
         """The UTF-16 delta from the text at version `after` to the text at `upto`, or None
         when that is no longer (or was never) in the recent history.
 
-        Composed from `upto` backwards, and every suffix is kept until `upto` changes: a
-        tick's requests, answers and pushes start from many nearby versions and end at
-        one, so each recorded change is composed once per tick, not once per editor."""
+        Compositions are kept, both ways: forwards by `after` (a base that requests keep
+        coming from while the document moves on: one more change to compose each time),
+        and backwards for one `upto` (a tick's answers and pushes, from many versions to
+        the same one: each change composed once per tick, not once per editor)."""
         if not self._first <= after <= upto <= self.version:
             return None
         if after == upto:
             return []
+        ahead = self._forward.get(after)
+        if ahead is not None and ahead[0] <= upto:
+            end, result = ahead
+            for version in range(end + 1, upto + 1):
+                result = compose(result, self._changes[version])
+            self._forward[after] = (upto, result)
+            return result
         if self._suffix_end != upto:
             self._suffix_end, self._suffixes = upto, {}
         known = self._suffixes.get(after)
+        if known is None:
+            known = self._compose_back(after, upto)
         if known is not None:
-            return known
+            self._forward[after] = (upto, known)
+        return known
+
+    def _compose_back(self, after: int, upto: int) -> Delta | None:
         if after + 1 not in self._changes:
             return None  # the history is contiguous: all of it is there, or this is not
         top = after + 1
@@ -300,10 +315,7 @@ class DocumentEngine:
             top += 1
         suffix = self._suffixes.get(top, [])
         for version in range(top, after, -1):
-            change = self._changes.get(version)
-            if change is None:
-                return None
-            suffix = compose(change, suffix) if suffix else change
+            suffix = compose(self._changes[version], suffix) if suffix else self._changes[version]
             self._suffixes[version - 1] = suffix
         return suffix
 
@@ -496,6 +508,7 @@ class DocumentEngine:
         self._changes[self.version] = change
         self._texts.pop(self.version - HISTORY_VERSIONS, None)
         self._changes.pop(self.version - HISTORY_VERSIONS, None)
+        self._forward.pop(self.version - HISTORY_VERSIONS, None)
 
     def _since(self, base: int) -> tuple[TrackedText, Delta]:
         """The text at `base` and the change from it to the current text."""

@@ -6,8 +6,9 @@ Plain synchronous Django ORM code; the room calls it from a worker thread.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 from pycrdt import Text
 
@@ -66,23 +67,43 @@ def append(doc_id: str, updates: Sequence[StoredUpdate], snapshot: bytes | None 
         return
     now = timezone.now()
     with transaction.atomic():
-        DocumentUpdate.objects.bulk_create(
-            DocumentUpdate(
-                document_id=doc_id,
-                seq=u.seq,
-                data=u.data,
-                client_key=u.client_key,
-                request_id=u.request_id,
-                author=u.author,
-                created_at=now,
+        # Every keystroke passes here: plain SQL, not the ORM's per-row model machinery.
+        created = connection.ops.adapt_datetimefield_value(now)
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                _sql()["insert"],
+                [
+                    (doc_id, u.seq, u.data, u.client_key, u.request_id, u.author, created)
+                    for u in updates
+                ],
             )
-            for u in updates
-        )
-        Document.objects.filter(pk=doc_id).update(version=updates[-1].seq, updated_at=now)
+            cursor.execute(_sql()["touch"], (updates[-1].seq, created, doc_id))
         if snapshot is not None:
             DocumentSnapshot.objects.create(
                 document_id=doc_id, version=updates[-1].seq, data=snapshot
             )
+
+
+@cache
+def _sql() -> dict[str, str]:
+    """The two statements of `append`, with table and column names from the models."""
+    q = connection.ops.quote_name
+    fields = ("document", "seq", "data", "client_key", "request_id", "author", "created_at")
+    columns = ", ".join(q(_column(DocumentUpdate, name)) for name in fields)
+    table, doc_table = DocumentUpdate._meta.db_table, Document._meta.db_table
+    version, updated_at, pk = (_column(Document, n) for n in ("version", "updated_at", "id"))
+    return {
+        "insert": f"INSERT INTO {q(table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})",
+        "touch": f"UPDATE {q(doc_table)} SET {q(version)} = %s, {q(updated_at)} = %s "
+        f"WHERE {q(pk)} = %s",
+    }
+
+
+def _column(model: type[models.Model], name: str) -> str:
+    field = model._meta.get_field(name)
+    column = getattr(field, "column", None)
+    assert isinstance(column, str), (model, name)
+    return column
 
 
 Job = tuple[str, Sequence[StoredUpdate], "bytes | None"]
