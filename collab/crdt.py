@@ -11,7 +11,7 @@ TEXT_KEY = "text"
 
 
 def new_client_id() -> int:
-    """A fresh writer id. pycrdt needs it to fit in 53 bits; every writing replica needs its own."""
+    """A fresh writer id. pycrdt needs it to fit in 53 bits; every writing Doc needs its own."""
     return secrets.randbits(53) or 1
 
 

@@ -29,7 +29,7 @@ class DocumentUpdate(models.Model):
 class DocumentSnapshot(models.Model):
     """The whole document state as of `version`, so loading need not replay the whole log.
 
-    The log is kept: an editor coming back with an old base rebuilds its replica from it.
+    The log is kept: an editor coming back with an old base is rebased from it.
     """
 
     document = models.ForeignKey("editor.Document", on_delete=models.CASCADE, related_name="+")

@@ -12,7 +12,8 @@ of about `CHUNK` code points, each with its UTF-8 and UTF-16 lengths. Why chunks
 - Applying a change rebuilds only the chunks it touches (plus a tuple of references), so
   a keystroke in a 1 MB document copies a few KB, not the megabyte a `str` splice would.
 - The facts (lengths per chunk) are updated from the change, never rescanned.
-- It is immutable, so the room and every replica at one version share one object.
+- It is immutable, so the engine can keep the text of many recent versions: they share
+  every chunk but the ones that changed.
 
 The whole `str` is joined on demand (`TrackedText.text`) and cached on the object.
 """

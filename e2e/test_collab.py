@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, WebSocket, expect
 
 from e2e.client import HttpClient, eventually
 from e2e.conftest import CreatedDocument, create_document
@@ -239,3 +239,34 @@ def test_keystrokes_in_flight_when_the_server_dies_land_exactly_once(
     expect(a.locator("#status")).to_have_attribute("data-state", "connected", timeout=15_000)
     eventually(lambda: stored_text(srv.url, doc.id) == typed, 15, "every keystroke, once")
     assert value(a) == typed
+
+
+def test_an_idle_editor_is_brought_up_to_date_by_pushes_without_asking(
+    new_page: NewPage, make_document: MakeDocument, server: TandemServer
+) -> None:
+    """Someone else's typing reaches an idle editor as `push` frames: the idle page sends
+    no request for it (docs/protocol.md), and its caret and text stay right."""
+    doc = make_document("Pushes", "idle reader\n")
+    writer = open_editor(new_page, doc)
+    reader = new_page()
+    sent: list[str] = []
+    received: list[str] = []
+
+    def watch(ws: WebSocket) -> None:
+        ws.on("framesent", lambda frame: sent.append(str(frame)))
+        ws.on("framereceived", lambda frame: received.append(str(frame)))
+
+    reader.on("websocket", watch)
+    reader.goto(doc.path)
+    expect(reader.locator("#status")).to_have_attribute("data-state", "connected")
+    caret_to(reader, 4)  # inside "idle": the writer's text goes in after it
+    eventually(lambda: any('"ack"' in f for f in received), 5, "the first answer")
+    syncs_before = sum('"sync"' in f for f in sent)
+    caret_to(writer, len("idle reader\n"))
+    writer.keyboard.type("written elsewhere")
+    text = converged([writer, reader], server.url, doc.id)
+    assert text == "idle reader\nwritten elsewhere"
+    assert sum('"push"' in f for f in received) >= 1
+    # The idle sync runs every 5 s; this took far less: not one request for the news.
+    assert sum('"sync"' in f for f in sent) == syncs_before
+    assert reader.locator("#editor").evaluate("el => el.selectionStart") == 4

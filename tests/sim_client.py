@@ -2,7 +2,7 @@
 
 The client keeps three things about its text:
 
-- `shadow` at `version`: the text of the last answer (what the server's replica holds);
+- `shadow` at `version`: the text of the last answer or push (the server's at that version);
 - `inflight`: at most one request, whose ops turn `shadow` into `sent` (the text sent);
 - `pending`: what was typed since, a delta from `sent` (or from `shadow` when nothing is in
   flight) to `text`, the text area.

@@ -13,6 +13,7 @@ from channels.testing import WebsocketCommunicator
 
 from collab import delta as D
 from collab import engine as engine_module
+from collab import room as room_module
 from collab import store
 from collab.room import registry
 from editor.asgi import application
@@ -141,7 +142,7 @@ async def test_a_change_is_pushed_to_the_others_who_build_on_it() -> None:
     await a.sync(1, [{"insert": "X"}])
     push = await b.receive()
     assert push == {"type": "push", "base": 1, "version": 2, "delta": [{"insert": "X"}]}
-    # B's next request starts from the pushed version; its replica catches up lazily.
+    # B's next request starts from the pushed version.
     answer = await b.sync(2, [{"retain": 4}, {"insert": "!"}])
     assert answer == {"type": "ack", "rid": 2, "version": 3, "delta": []}
     push = await a.receive()
@@ -404,3 +405,36 @@ async def test_a_document_deleted_under_a_request_closes_the_editor_with_4404(
         await asyncio.sleep(0.01)
     assert "was deleted while being edited" in caplog.text
     assert "failed; closing it" not in caplog.text
+
+
+async def test_paced_broadcasts_scale_with_the_room() -> None:
+    assert room_module.paced(10, 0.0002, 0.0, 0.05) == pytest.approx(0.002)
+    assert room_module.paced(200, 0.0002, 0.0, 0.05) == pytest.approx(0.04)
+    assert room_module.paced(1000, 0.0002, 0.0, 0.05) == 0.05
+    assert room_module.paced(3, 0.001, 0.1, 1.0) == 0.1  # fragments: never under 0.1 s
+
+
+async def test_changes_in_quick_succession_reach_an_idle_editor_in_fewer_pushes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The room tells its group at most every FANOUT_SECONDS_PER_EDITOR x editors: the
+    first change goes out at once, the ones during the pause travel as one push."""
+    monkeypatch.setattr(room_module, "FANOUT_SECONDS_PER_EDITOR", 0.1)  # 0.2 s for two
+    doc_id = await new_document("")
+    writer, idle = Editor(doc_id, "tab-w-00001"), Editor(doc_id, "tab-idle-01")
+    await writer.connect()
+    await idle.connect()
+    await idle.sync(0, [])
+    for i, ch in enumerate("abcde"):
+        await writer.sync(i, [{"retain": i}, {"insert": ch}] if i else [{"insert": ch}])
+    pushes = [await idle.receive()]
+    while pushes[-1]["version"] < 5:
+        pushes.append(await idle.receive())
+    assert [p["base"] for p in pushes] == [0, *[p["version"] for p in pushes[:-1]]]
+    assert len(pushes) < 5
+    text = ""
+    for push in pushes:
+        text = D.apply(text, push["delta"])
+    assert text == "abcde" == (await stored(doc_id))[0]
+    await writer.close()
+    await idle.close()

@@ -279,7 +279,7 @@ def test_changes_outside_the_history_are_none(monkeypatch: pytest.MonkeyPatch) -
     assert room.engine.changes(version - 3, version) == [{"insert": "EDC"}]
     assert room.engine.changes(version - 4, version) is None  # forgotten
     assert room.engine.changes(version, version + 1) is None  # not there yet
-    # A replica whose base fell out of the history still catches up (with text events).
+    # A base that fell out of the history is rebased from the log (the CRDT's text events).
     b = SimClient("editor-b", "x", 1)
     b.edit(ins(1, "!"))
     room.sync("sb", b)
@@ -490,7 +490,7 @@ def test_engine_rebuilt_from_the_persisted_log_mid_session() -> None:
     assert room.engine.text == "A2 A1 shared text B1\n"
 
 
-def test_a_replica_at_any_old_base_is_the_log_prefix() -> None:
+def test_a_request_from_any_old_base_is_rebased() -> None:
     room = Room("v1")
     a = room.client("editor-a")
     for i in range(5):
