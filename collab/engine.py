@@ -291,6 +291,8 @@ class DocumentEngine:
             return None
         if after == upto:
             return []
+        if after + 1 not in self._changes:
+            return None  # the history is contiguous: all of it is there, or this is not
         ahead = self._forward.get(after)
         if ahead is not None and ahead[0] <= upto:
             end, result = ahead
@@ -303,13 +305,10 @@ class DocumentEngine:
         known = self._suffixes.get(after)
         if known is None:
             known = self._compose_back(after, upto)
-        if known is not None:
-            self._forward[after] = (upto, known)
+        self._forward[after] = (upto, known)
         return known
 
-    def _compose_back(self, after: int, upto: int) -> Delta | None:
-        if after + 1 not in self._changes:
-            return None  # the history is contiguous: all of it is there, or this is not
+    def _compose_back(self, after: int, upto: int) -> Delta:
         top = after + 1
         while top < upto and top not in self._suffixes:
             top += 1
@@ -506,9 +505,11 @@ class DocumentEngine:
         self._text = text
         self._texts[self.version] = text
         self._changes[self.version] = change
-        self._texts.pop(self.version - HISTORY_VERSIONS, None)
-        self._changes.pop(self.version - HISTORY_VERSIONS, None)
-        self._forward.pop(self.version - HISTORY_VERSIONS, None)
+        oldest = self.version - HISTORY_VERSIONS
+        self._texts.pop(oldest, None)
+        self._changes.pop(oldest, None)
+        if len(self._forward) > 2 * HISTORY_VERSIONS:  # amortized: pruned when doubled
+            self._forward = {k: v for k, v in self._forward.items() if k >= oldest}
 
     def _since(self, base: int) -> tuple[TrackedText, Delta]:
         """The text at `base` and the change from it to the current text."""

@@ -284,6 +284,11 @@ def test_changes_outside_the_history_are_none(monkeypatch: pytest.MonkeyPatch) -
     b.edit(ins(1, "!"))
     room.sync("sb", b)
     assert b.text == room.engine.text == "EDCBAx!"
+    # A composition kept for a base must not outlive that base's history.
+    for ch in "FGHIJ":
+        a.edit(ins(0, ch))
+        room.sync("sa", a)
+    assert room.engine.changes(version - 3, room.engine.version) is None
     room.engine.verify()
 
 
