@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,11 +65,47 @@ def _settle(
         future.set_result(result)
 
 
-def paced(editors: int, per_editor: float, least: float, most: float) -> float:
+def broadcast_interval(editors: int, per_editor: float, least: float, most: float) -> float:
     """The time between two broadcasts to a room of `editors`: `per_editor` seconds each,
     within [least, most]. A broadcast costs O(editors), so this keeps its share of the
     CPU the same in a room of 10 and of 300."""
     return min(most, max(least, per_editor * editors))
+
+
+class Paced:
+    """Runs `send` soon after each `schedule()`: at once if the last run began at least
+    `interval()` ago, else when it has; everything scheduled while it waits or runs is
+    covered by one more run (`send` reads the room's state when it runs)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        send: Callable[[], Awaitable[None]],
+        interval: Callable[[], float],
+    ) -> None:
+        self._loop = loop
+        self._send = send
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._due = False
+        self._last = 0.0
+
+    def schedule(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = self._loop.create_task(self._run())
+        else:
+            self._due = True
+
+    async def _run(self) -> None:
+        while True:
+            wait = self._last + self._interval() - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._due = False
+            self._last = time.monotonic()
+            await self._send()
+            if not self._due:
+                return
 
 
 def group_name(doc_id: str) -> str:
@@ -117,12 +153,9 @@ class Room:
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._ticker = self._loop.create_task(self._run(), name=f"room {doc_id}")
-        self._fragments_due = False
-        self._fanout_task: asyncio.Task[None] | None = None
-        self._fanout_due = False
-        self._last_fanout = 0.0
-        self._fragment_task: asyncio.Task[None] | None = None
-        self._last_fragments = 0.0
+        # News of changes (pushes) and fragments go to everyone, paced by room size.
+        self._fanout = Paced(self._loop, self._tell_group, self._fanout_interval)
+        self._fragments = Paced(self._loop, self._broadcast_fragments, self._fragment_interval)
         self._unload_handle: asyncio.TimerHandle | None = None
         self._updates_since_snapshot = updates_since_snapshot
         self.last_change = timezone.now()
@@ -230,8 +263,8 @@ class Room:
         for version_future, version in replaced:
             _settle(version_future, version)
         if updates:
-            self._schedule_fanout()
-            self._schedule_fragments()
+            self._fanout.schedule()
+            self._fragments.schedule()
 
     def _to_durable(self, answer: Answer) -> Answer:
         """An answer brought on to the durable version: the editors answered in one tick
@@ -276,54 +309,29 @@ class Room:
 
     # -- news of changes --------------------------------------------------------------
 
-    def _schedule_fanout(self) -> None:
-        """Tell the group about the new durable version, now if the last time was long
-        enough ago, else once the interval is over (one message for everything since)."""
-        if self._fanout_task is None or self._fanout_task.done():
-            self._fanout_task = self._loop.create_task(self._fanout())
-        else:
-            self._fanout_due = True
+    def _fanout_interval(self) -> float:
+        return broadcast_interval(
+            len(self.members), FANOUT_SECONDS_PER_EDITOR, 0.0, FANOUT_MAX_INTERVAL
+        )
 
-    async def _fanout(self) -> None:
-        while True:
-            interval = paced(len(self.members), FANOUT_SECONDS_PER_EDITOR, 0.0, FANOUT_MAX_INTERVAL)
-            wait = self._last_fanout + interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._fanout_due = False
-            self._last_fanout = time.monotonic()
+    async def _tell_group(self) -> None:
+        """The new durable version, to every consumer (each pushes it to its editor)."""
+        if not self.closed:
             await get_channel_layer().group_send(
                 self.group, {"type": "doc.changed", "version": self.durable_version}
             )
-            if not self._fanout_due or self.closed:
-                return
 
     # -- fragments -------------------------------------------------------------------
 
-    def _schedule_fragments(self) -> None:
-        if self._fragment_task is None or self._fragment_task.done():
-            self._fragment_task = self._loop.create_task(self._send_fragments())
-        else:
-            self._fragments_due = True
-
-    async def _send_fragments(self) -> None:
-        while True:
-            interval = paced(
-                len(self.members),
-                FRAGMENT_SECONDS_PER_EDITOR,
-                FRAGMENT_INTERVAL,
-                FRAGMENT_MAX_INTERVAL,
-            )
-            wait = self._last_fragments + interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._fragments_due = False
-            self._last_fragments = time.monotonic()
-            await self._broadcast_fragments()
-            if not self._fragments_due or self.closed:
-                return
+    def _fragment_interval(self) -> float:
+        members = len(self.members)
+        return broadcast_interval(
+            members, FRAGMENT_SECONDS_PER_EDITOR, FRAGMENT_INTERVAL, FRAGMENT_MAX_INTERVAL
+        )
 
     async def _broadcast_fragments(self) -> None:
+        if self.closed:
+            return
         text = self.engine.text
         base = self.preview_generation
         # Usually well under a millisecond, but a change that turns the rest of a large

@@ -133,12 +133,18 @@ async def test_an_edit_is_durable_before_its_answer() -> None:
     await a.close()
 
 
-async def test_a_change_is_pushed_to_the_others_who_build_on_it() -> None:
-    doc_id = await new_document("abc")
+async def writer_and_reader(text: str) -> tuple[str, Editor, Editor]:
+    """A document at version 1 with two editors connected; the second has synced."""
+    doc_id = await new_document(text)
     a, b = Editor(doc_id, "tab-a-0001"), Editor(doc_id, "tab-b-0001")
     await a.connect()
     await b.connect()
     await b.sync(1, [])
+    return doc_id, a, b
+
+
+async def test_a_change_is_pushed_to_the_others_who_build_on_it() -> None:
+    doc_id, a, b = await writer_and_reader("abc")
     await a.sync(1, [{"insert": "X"}])
     push = await b.receive()
     assert push == {"type": "push", "base": 1, "version": 2, "delta": [{"insert": "X"}]}
@@ -162,11 +168,7 @@ async def test_an_editor_too_far_behind_for_a_push_is_poked(
 ) -> None:
     """With no recent history to compose a push from, the editor is poked and syncs."""
     monkeypatch.setattr(engine_module, "HISTORY_VERSIONS", 0)
-    doc_id = await new_document("abc")
-    a, b = Editor(doc_id, "tab-a-0001"), Editor(doc_id, "tab-b-0001")
-    await a.connect()
-    await b.connect()
-    await b.sync(1, [])
+    _, a, b = await writer_and_reader("abc")
     await a.sync(1, [{"insert": "X"}])
     assert await b.receive() == {"type": "poke", "version": 2}
     answer = await b.sync(1, [{"retain": 3}, {"insert": "!"}])
@@ -407,11 +409,11 @@ async def test_a_document_deleted_under_a_request_closes_the_editor_with_4404(
     assert "failed; closing it" not in caplog.text
 
 
-async def test_paced_broadcasts_scale_with_the_room() -> None:
-    assert room_module.paced(10, 0.0002, 0.0, 0.05) == pytest.approx(0.002)
-    assert room_module.paced(200, 0.0002, 0.0, 0.05) == pytest.approx(0.04)
-    assert room_module.paced(1000, 0.0002, 0.0, 0.05) == 0.05
-    assert room_module.paced(3, 0.001, 0.1, 1.0) == 0.1  # fragments: never under 0.1 s
+async def test_broadcast_intervals_scale_with_the_room() -> None:
+    assert room_module.broadcast_interval(10, 0.0002, 0.0, 0.05) == pytest.approx(0.002)
+    assert room_module.broadcast_interval(200, 0.0002, 0.0, 0.05) == pytest.approx(0.04)
+    assert room_module.broadcast_interval(1000, 0.0002, 0.0, 0.05) == 0.05
+    assert room_module.broadcast_interval(3, 0.001, 0.1, 1.0) == 0.1  # fragments: never under 0.1 s
 
 
 async def test_changes_in_quick_succession_reach_an_idle_editor_in_fewer_pushes(

@@ -147,30 +147,29 @@ export class SyncClient {
       this.flush(true);
       return;
     }
-    let shadow;
-    try {
-      if (!Array.isArray(msg.delta) || !Number.isInteger(msg.version)) throw new Error("malformed push");
-      shadow = apply(this.shadow, msg.delta);
-    } catch (err) {
-      this.fail("bad_answer", `The server sent a change this page cannot use (${err.message}).`);
-      return;
-    }
-    this.advance(shadow, msg.version, msg.delta);
+    const shadow = this.applyDelta(this.shadow, msg, "a change");
+    if (shadow !== null) this.advance(shadow, msg.version, msg.delta);
   }
 
   onAck(msg) {
     const sent = this.inFlight;
     if (!sent || msg.rid !== sent.rid) return; // not an answer to what is in flight
-    let shadow;
-    try {
-      if (!Array.isArray(msg.delta) || !Number.isInteger(msg.version)) throw new Error("malformed ack");
-      shadow = apply(sent.sentText, msg.delta);
-    } catch (err) {
-      this.fail("bad_answer", `The server sent an answer this page cannot use (${err.message}).`);
-      return;
-    }
+    const shadow = this.applyDelta(sent.sentText, msg, "an answer");
+    if (shadow === null) return;
     this.inFlight = null;
     this.advance(shadow, msg.version, msg.delta);
+  }
+
+  /** `msg.delta` applied to `text`; null (and syncing stops) if the message is malformed
+   * or does not fit: nothing more can be trusted to line up. */
+  applyDelta(text, msg, what) {
+    try {
+      if (!Array.isArray(msg.delta) || !Number.isInteger(msg.version)) throw new Error("malformed message");
+      return apply(text, msg.delta);
+    } catch (err) {
+      this.fail("bad_answer", `The server sent ${what} this page cannot use (${err.message}).`);
+      return null;
+    }
   }
 
   /** The shadow became `shadow` at `version` by `delta`, from the text sent (or the old
