@@ -1,7 +1,8 @@
 """The WebSocket consumer: a thin adapter between one editor's socket and its document's room.
 
 It validates what the browser sends, hands sync requests to the room, sends the answers,
-and forwards what the room broadcasts to the document's group (pokes and HTML fragments).
+and forwards what the room broadcasts to the document's group (news of changes, as pushes,
+and HTML fragments).
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ class DocumentConsumer(AsyncWebsocketConsumer):
     doc_id: str
     room: Room | None = None
     name: str = DEFAULT_NAME
-    # The version this editor holds (from its last answer or push), whether a request of
-    # it is being handled, and whether it has a poke it has not answered yet.
+    # The version this editor holds (from its last answer or push), and whether it has a
+    # poke it has not answered yet. Channels hands a consumer its messages one at a time,
+    # so no group message is handled while a request of this editor is being answered.
     known_version: int = -1
-    in_flight: bool = False
     poked: bool = False
     preview_generation: int = -1
     session: str | None = None  # the page-load id (cid) of this editor, from its first sync
@@ -158,7 +159,7 @@ class DocumentConsumer(AsyncWebsocketConsumer):
     async def _handle_sync(self, message: dict[str, Any]) -> None:
         assert self.room is not None
         rid = message.get("rid") if isinstance(message.get("rid"), int) else None
-        self.in_flight, self.poked = True, False
+        self.poked = False
         try:
             request = SyncRequest.parse(message)
             if self.session is None:
@@ -176,8 +177,6 @@ class DocumentConsumer(AsyncWebsocketConsumer):
             exists = await _document_exists(self.doc_id)
             await self.close(code=CLOSE_RETRY if exists else CLOSE_NOT_FOUND)
             return
-        finally:
-            self.in_flight = False
         self.known_version = answer.version
         await self.send(text_data=json.dumps(answer.to_message(), ensure_ascii=False))
 
@@ -185,9 +184,9 @@ class DocumentConsumer(AsyncWebsocketConsumer):
 
     async def doc_changed(self, event: dict[str, Any]) -> None:
         """The document moved on: push the change to this editor, unless it will catch up
-        anyway (a request of it is being answered, or it has not synced yet)."""
+        anyway (it has not synced yet: its first answer brings everything)."""
         room = self.room
-        if room is None or self.in_flight or self.known_version < 0:
+        if room is None or self.known_version < 0:
             return
         if room.durable_version <= self.known_version:
             return

@@ -3,7 +3,7 @@
 A room owns the document's sync engine, applies queued sync requests in ticks, makes each
 tick's updates durable in one transaction (a group commit), and only then answers. After
 a tick it tells the document's channel-layer group what changed: one small message per
-tick (consumers turn it into pokes) and, throttled, the HTML fragments that show it.
+tick (consumers turn it into pushes) and, throttled, the HTML fragments that show it.
 """
 
 from __future__ import annotations

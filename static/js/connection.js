@@ -153,7 +153,7 @@ export function connect(o) {
   });
 
   // Idle sync and a watchdog for a connection that died without closing. Timers are
-  // throttled in a background tab, but the socket stays open and pokes still arrive.
+  // throttled in a background tab, but the socket stays open and pushes still arrive.
   setInterval(() => {
     if (!open) return;
     if (client.inFlight && Date.now() - client.inFlight.sentAt > STUCK_MS && wrapper) {

@@ -114,7 +114,7 @@ export class SyncClient {
     this.onChange();
   }
 
-  /** Called every second or so: the idle sync that catches up a dropped poke. */
+  /** Called every second or so: the idle sync that catches up a dropped push or poke. */
   tick() {
     if (this.connected && !this.inFlight && this.now() - this.lastSend >= this.idleMs) {
       this.flush(true);
