@@ -197,11 +197,15 @@ class Room:
             try:
                 await self._tick()
             except Exception:
+                # Stop taking work at once, before anything is awaited: an editor that
+                # reconnects meanwhile must get a fresh room, not this one.
+                self._stop()
                 if await self._deleted():
                     log.info("document %s was deleted while being edited", self.doc_id)
                 else:
                     log.exception("room %s failed; closing it", self.doc_id)
-                await self._fail()
+                with contextlib.suppress(Exception):
+                    await get_channel_layer().group_send(self.group, {"type": "room.closed"})
                 return
 
     async def _deleted(self) -> bool:
@@ -294,9 +298,9 @@ class Room:
             self._pushes[since] = message
         return self.durable_version, message
 
-    async def _fail(self) -> None:
+    def _stop(self) -> None:
         """Storage failed: the engine may hold changes that are not durable. Drop the room
-        so that the next connection reloads it from storage, and make editors reconnect."""
+        so that the next connection reloads it from storage; whoever waits reconnects."""
         self.closed = True
         for item in self._pending:
             _settle(item.future, error=RoomClosed(self.doc_id))
@@ -304,8 +308,6 @@ class Room:
             _settle(future, error=RoomClosed(self.doc_id))
         self._pending, self._replacements = [], []
         registry.forget(self)
-        with contextlib.suppress(Exception):
-            await get_channel_layer().group_send(self.group, {"type": "room.closed"})
 
     # -- news of changes --------------------------------------------------------------
 

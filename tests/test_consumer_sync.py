@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -340,13 +341,22 @@ async def test_a_storage_failure_drops_the_room_and_the_resend_after_reconnect_l
     def failing_append(*args: Any, **kwargs: Any) -> None:
         raise OSError("disk full")
 
+    real_exists = store.exists
+
+    def slow_exists(doc_id: str) -> bool:
+        time.sleep(0.3)  # the failed room checks this before it says "reconnect"
+        return real_exists(doc_id)
+
     monkeypatch.setattr(store, "append", failing_append)
+    monkeypatch.setattr(store, "exists", slow_exists)
     await a.send({"type": "sync", "cid": a.cid, "rid": 2, "base": 1, "ops": [{"insert": "X"}]})
     # No answer (the change was never durable); the server says "reconnect".
     assert await a.close_code() == 1012
     assert not any('"ack"' in frame for frame in a.html)
     assert await stored(doc_id) == ("abc", 1)
     monkeypatch.setattr(store, "append", real_append)
+    # Reconnecting at once, while the failed room is still winding down, must reach a
+    # fresh room loaded from storage.
     a2 = Editor(doc_id, "tab-a-0001")
     await a2.connect()
     answer = await a2.sync(1, [{"insert": "X"}], rid=2)
