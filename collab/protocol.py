@@ -25,7 +25,9 @@ from collab.delta import Delta, DeltaError, validate
 # ---------------------------------------------------------------- limits and close codes
 
 MAX_MESSAGE_CHARS = 4 * 1024 * 1024  # a frame from the browser
-MAX_REQUEST_BYTES = 1024 * 1024  # what the browser keeps one request under (Daphne's default)
+# The browser splits what it sends into requests of at most this many bytes of JSON: under
+# 1 MiB, the frame limit of Daphne's default and of many proxies.
+MAX_REQUEST_BYTES = 900_000
 MAX_INSERT_BYTES = 4 * 1024 * 1024  # UTF-8 size inserted by one request
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # UTF-8 size of the whole text
 MAX_COUNTER = 2**53 - 1  # rid and base must stay exact in JavaScript
