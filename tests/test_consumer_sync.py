@@ -12,9 +12,9 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from collab import broadcaster as room_module
 from collab import delta as D
 from collab import engine as engine_module
-from collab import broadcaster as room_module
 from collab import host as host_module
 from collab import store
 from collab.host import get_host
