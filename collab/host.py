@@ -57,9 +57,13 @@ from collab.storage_thread import in_store_thread
 log = logging.getLogger("tandem.collab")
 
 # Asking again: at most this many tries, and a short pause when the room was not found
-# (a lease that has not expired yet, a room that is still closing).
+# (a lease that has not expired yet, a room that is still closing). A call to another
+# process that has no reply after CALL_TIMEOUT is asked again (of whoever holds the
+# lease by then: a dead owner's lease expires after TANDEM_LEASE_SECONDS); the tries and
+# pauses together outlast a lease several times over.
 MAX_TRIES = 8
 RETRY_PAUSE = 0.2
+CALL_TIMEOUT = 2.0
 
 
 def lease_seconds() -> float:
@@ -93,7 +97,7 @@ class Host:
         `load=False` a document whose room runs nowhere is not loaded for this call: the
         reply is then NotHere (a goodbye to a room that is gone needs no room)."""
         if timeout is None:
-            timeout = lease_seconds() + 2.0
+            timeout = CALL_TIMEOUT
         for attempt in range(MAX_TRIES):
             target = await self._locate(doc_id) if load else await self._find(doc_id)
             if target is None:
