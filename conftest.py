@@ -1,0 +1,63 @@
+"""Fixtures shared by tests/ and e2e/: real Redis and PostgreSQL servers.
+
+- `redis_server` / `redis_url` (session): one `redis-server` for the run, on a free
+  127.0.0.1 port, no persistence. Use your own key or group names: tests share it.
+- `postgres_server` / `postgres_url` (session): one throw-away PostgreSQL cluster for the
+  run; `postgres_url` is a database of its own made for the run. A test that needs an
+  empty database calls `postgres_server.create_database()`, which returns its URL.
+
+A server that is not installed skips the test with the reason, except under CI=true,
+where it fails it: CI must never pass by not running them. scripts/test installs both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import NoReturn
+
+import pytest
+
+from tests.services import MissingServer, PostgresServer, RedisServer
+
+
+def _missing(error: MissingServer) -> NoReturn:
+    if os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}:
+        pytest.fail(f"{error} (CI=true: a missing server fails the run)", pytrace=False)
+    pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    try:
+        server = RedisServer()
+    except MissingServer as error:
+        _missing(error)
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: RedisServer) -> str:
+    """redis://127.0.0.1:PORT/0 of the run's redis-server."""
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    try:
+        server = PostgresServer()
+    except MissingServer as error:
+        _missing(error)
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """postgres://postgres@127.0.0.1:PORT/NAME: an empty database made for this run."""
+    return postgres_server.create_database()
