@@ -100,9 +100,9 @@ def make_cluster(
     made: list[Cluster] = []
 
     def make(size: int = 2, **options: Any) -> Cluster:
-        # Each cluster its own Redis database: nothing a previous test's processes left
-        # in the channel layer reaches this one's.
-        number = next(_redis_database_numbers) % REDIS_DATABASES
+        # Each cluster its own Redis database (1-15; `redis_url` itself is 0): nothing a
+        # previous test's processes left in the channel layer reaches this one's.
+        number = 1 + next(_redis_database_numbers) % (REDIS_DATABASES - 1)
         cluster = Cluster(
             redis_url.rsplit("/", 1)[0] + f"/{number}",
             postgres_server.create_database("cluster"),

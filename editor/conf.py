@@ -251,3 +251,36 @@ def database(url: str, data_dir: Path) -> dict[str, Any]:
     else:
         raise DATABASE_URL.invalid(url, "a postgres:// or sqlite:// URL")
     return config
+
+
+# -- the channel layer ---------------------------------------------------------------------
+# Room for bursts, in both layers (channels-redis's default of 100 drops messages to a busy
+# editor's channel). A lost message is still caught: every message that moves a document
+# carries its version, and a gap is filled from the database.
+CHANNEL_CAPACITY = 10_000
+CHANNEL_EXPIRY = 60
+# channels-redis drops a member from its group this long after it joined (default: one
+# day), so an editor open longer would stop hearing its document. The price of a long
+# one: the channels of a process that was killed stay in their groups (and receive
+# messages nobody reads, each list bounded by CHANNEL_CAPACITY and CHANNEL_EXPIRY) until
+# this runs out; a clean stop leaves its groups.
+GROUP_EXPIRY = 30 * 24 * 3600
+
+
+def channel_layer(redis_url: str) -> dict[str, Any]:
+    """Django's CHANNEL_LAYERS["default"]: Redis when `redis_url` is set, else in memory."""
+    if redis_url:
+        return {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [redis_url],
+                "capacity": CHANNEL_CAPACITY,
+                "expiry": CHANNEL_EXPIRY,
+                "group_expiry": GROUP_EXPIRY,
+            },
+        }
+    return {
+        # Channels' own layer, minus two O(channels) costs per message.
+        "BACKEND": "collab.layers.InMemoryChannelLayer",
+        "CONFIG": {"capacity": CHANNEL_CAPACITY, "expiry": CHANNEL_EXPIRY},
+    }

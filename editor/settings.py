@@ -70,33 +70,7 @@ TEMPLATES = [
 DATABASES = {"default": conf.database(conf.DATABASE_URL.get(), DATA_DIR)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-if redis_url := conf.REDIS_URL.get():
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [redis_url],
-                # As the in-memory layer: room for bursts (the default of 100 drops
-                # messages to a busy editor's channel). A lost message is still caught:
-                # every message that moves a document carries its version.
-                "capacity": 10_000,
-                "expiry": 60,
-                # A member is dropped from its group this long after it joined (the
-                # default is one day): an editor that stays open for weeks must not go
-                # deaf. Consumers leave their groups on disconnect, so nothing piles up.
-                "group_expiry": 30 * 24 * 3600,
-            },
-        }
-    }
-else:
-    CHANNEL_LAYERS = {
-        "default": {
-            # Sized for bursts; a dropped message never loses an edit (the next sync
-            # catches up). Channels' own layer, minus two O(channels) costs per message.
-            "BACKEND": "collab.layers.InMemoryChannelLayer",
-            "CONFIG": {"capacity": 10_000, "expiry": 60},
-        }
-    }
+CHANNEL_LAYERS = {"default": conf.channel_layer(conf.REDIS_URL.get())}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
