@@ -8,6 +8,9 @@
 
 A server that is not installed skips the test with the reason, except under CI=true,
 where it fails it: CI must never pass by not running them. scripts/test installs both.
+
+`--database-tests-only` keeps the tests that use Django's database and deselects the rest
+(tests/test_postgres.py reruns those on PostgreSQL with it).
 """
 
 from __future__ import annotations
@@ -19,6 +22,30 @@ from typing import NoReturn
 import pytest
 
 from tests.services import MissingServer, PostgresServer, RedisServer
+
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_setup"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="run only the tests that use Django's database",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--database-tests-only"):
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        uses_db = item.get_closest_marker("django_db") is not None or bool(
+            DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        )
+        (keep if uses_db else drop).append(item)
+    items[:] = keep
+    config.hook.pytest_deselected(items=drop)
 
 
 def _missing(error: MissingServer) -> NoReturn:
