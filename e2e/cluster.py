@@ -44,6 +44,8 @@ class Cluster:
             # One key for all: a session or CSRF cookie made by one process must be
             # accepted by the others (a proxy sends each request wherever it likes).
             "TANDEM_SECRET_KEY": secrets.token_urlsafe(50),
+            # As docs/deploy.md sets it: behind a proxy that ends TLS.
+            "TANDEM_BEHIND_PROXY": "1",
             **({"TANDEM_LEASE_SECONDS": str(lease_seconds)} if lease_seconds else {}),
             **(extra_env or {}),
         }

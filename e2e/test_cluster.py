@@ -51,3 +51,16 @@ def test_a_killed_process_comes_back_on_the_same_port_and_data(cluster: Cluster)
     cluster.restart(0)
     assert a.running and "Tandem is running" in cluster.log(0)
     assert HttpClient(a.url).get(f"/api/documents/{doc_id}/").json()["title"] == "Kept"
+
+
+def test_forms_of_an_https_page_pass_through_a_tls_proxy(cluster: Cluster) -> None:
+    """TANDEM_BEHIND_PROXY=1 (docs/deploy.md): the proxy's X-Forwarded-Proto makes an
+    https page's POST same-origin for Django's CSRF check; without it, it is refused."""
+    for server in cluster:
+        client = HttpClient(server.url)
+        page_origin = {"Origin": f"https://127.0.0.1:{server.port}"}
+        refused = client.post("/d/new/", form={"title": "x"}, headers=page_origin)
+        assert refused.status == 403
+        proxied = {**page_origin, "X-Forwarded-Proto": "https"}
+        made = client.post("/d/new/", form={"title": "Through TLS"}, headers=proxied)
+        assert made.status == 200 and "/d/" in made.url, made.status

@@ -149,6 +149,13 @@ ALLOWED_HOSTS = ListSetting(
     "non-loopback address, any name.",
     default="localhost,127.0.0.1,[::1]",
 )
+BEHIND_PROXY = BoolSetting(
+    "TANDEM_BEHIND_PROXY",
+    "Set to 1 when the processes are reached only through a reverse proxy that ends TLS: "
+    "requests it marks X-Forwarded-Proto: https count as secure (without it, Django's "
+    "CSRF check refuses the forms of an https page).",
+    default="0",
+)
 DEBUG = BoolSetting("TANDEM_DEBUG", "Django's debug mode, for development only.", default="0")
 LOG_LEVEL = StrSetting(
     "TANDEM_LOG_LEVEL",
@@ -175,6 +182,7 @@ SETTINGS: tuple[Setting, ...] = (
     HOST,
     PORT,
     ALLOWED_HOSTS,
+    BEHIND_PROXY,
     DEBUG,
     LOG_LEVEL,
     ROOM_IDLE_SECONDS,

@@ -86,6 +86,10 @@ STORAGES = {
 }
 WHITENOISE_MAX_AGE = 3600
 
+if conf.BEHIND_PROXY.get():
+    # TLS ends at the proxy: trust its word that the browser's request was https.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
