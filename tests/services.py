@@ -3,8 +3,8 @@
 Each server is a child process of the test run, in a temporary folder of its own, and is
 stopped and removed at the end; nothing is installed as a service and nothing listens
 beyond 127.0.0.1. scripts/test installs Debian's `redis-server` and `postgresql` when
-they are missing; `MissingServer` says so when they still are (the pytest fixtures in
-tests/plugin.py turn it into a skip, or a failure under CI=true).
+they are missing; `MissingServer` says so when they still are, and the fixtures in the
+root conftest.py turn it into a skip, or a failure under CI=true (`unavailable`).
 
 PostgreSQL refuses to run as root: as root, `initdb` and `postgres` run as the
 unprivileged `postgres` user (which Debian's package creates), on a data folder that user
@@ -26,7 +26,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import quote
+
+import pytest
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -35,6 +38,14 @@ PORT_ATTEMPTS = 3  # a free port may be taken by someone else before the server 
 
 class MissingServer(RuntimeError):
     """A server binary (or the user to run it as) is not on this machine."""
+
+
+def unavailable(error: MissingServer) -> NoReturn:
+    """Skip the test that needs the server, or fail it under CI: CI must never pass by
+    not running the tests that need Redis or PostgreSQL."""
+    if os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}:
+        pytest.fail(f"{error} (CI=true: a missing server fails the run)", pytrace=False)
+    pytest.skip(str(error))
 
 
 def free_port() -> int:
