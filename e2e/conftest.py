@@ -4,15 +4,20 @@
   a temporary data folder. Tests that kill or restart a server use `make_server` instead.
 - `make_document` (function): creates a document through HTTP, as a user or a script would.
 - `new_page` (function): a page in a fresh, independent browser context each call: call it
-  N times for N people editing at once.
+  N times for N people editing at once. `new_page(base_url=cluster[1].url)` for a page
+  of another server.
+- `cluster` (function): two `serve` processes on one PostgreSQL database and one Redis
+  (e2e/cluster.py), started; `cluster[0].url`, `cluster.kill(0)`, `cluster.restart(0)`,
+  `cluster.log(0)`. `make_cluster(size=3, lease_seconds=1.0)` for other shapes. Needs
+  redis-server and PostgreSQL (root conftest.py: skipped without them, failed in CI).
 
 Every test in e2e/ is marked `e2e` (`pytest -m "not e2e"` runs the fast tests only).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -25,7 +30,10 @@ import pytest
 from playwright.sync_api import BrowserContext, BrowserType, Page
 
 from e2e.client import HttpClient
+from e2e.cluster import Cluster
 from e2e.server import REPO, TandemServer, server_env
+from editor import conf
+from tests.services import PostgresServer
 
 # Chromium's own background traffic is refused on a closed network, and as root it needs
 # --no-sandbox; none of these change what a page does.
@@ -76,6 +84,43 @@ def make_server() -> Iterator[Callable[[], TandemServer]]:
     for srv in started:
         srv.kill()
         shutil.rmtree(srv.data_dir, ignore_errors=True)
+
+
+REDIS_DATABASES = 16  # redis-server's default number of databases
+_redis_database_numbers = itertools.count()
+
+
+@pytest.fixture
+def make_cluster(
+    redis_url: str, postgres_server: PostgresServer
+) -> Iterator[Callable[..., Cluster]]:
+    """`make_cluster(size=2, lease_seconds=None, extra_env=None)`: processes on an empty
+    database of their own and a Redis database of their own, started; all are stopped
+    and their folders removed afterwards."""
+    made: list[Cluster] = []
+
+    def make(size: int = 2, **options: Any) -> Cluster:
+        # Each cluster its own Redis database (1-15; `redis_url` itself is 0): nothing a
+        # previous test's processes left in the channel layer reaches this one's.
+        number = 1 + next(_redis_database_numbers) % (REDIS_DATABASES - 1)
+        cluster = Cluster(
+            redis_url.rsplit("/", 1)[0] + f"/{number}",
+            postgres_server.create_database("cluster"),
+            size,
+            **options,
+        )
+        made.append(cluster)
+        return cluster.start()
+
+    yield make
+    for cluster in made:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster(make_cluster: Callable[..., Cluster]) -> Cluster:
+    """Two processes behind no proxy: talk to `cluster[0].url` and `cluster[1].url`."""
+    return make_cluster()
 
 
 @pytest.fixture
@@ -168,7 +213,7 @@ def browser_type_launch_args(
     args["args"] = [*args.get("args", []), *CHROMIUM_ARGS]
     if browser_type.name != "chromium":
         return browser_type_launch_args
-    chosen = os.environ.get("TANDEM_CHROMIUM")
+    chosen = conf.CHROMIUM.get()
     if chosen and Path(chosen).exists() and chosen != browser_type.executable_path:
         args["executable_path"] = chosen
     elif not _bundled_chromium(browser_type):

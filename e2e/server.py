@@ -56,6 +56,13 @@ class TandemServer:
     def start(self, timeout: float = START_TIMEOUT) -> TandemServer:
         """Start (or restart) the server on the same port and data folder; wait until it
         answers HTTP."""
+        self.launch()
+        self.wait_until_ready(timeout)
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (to start several at once); then
+        `wait_until_ready`."""
         assert not self.running, "already running"
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
@@ -75,10 +82,8 @@ class TandemServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        self._wait_until_ready(timeout)
-        return self
 
-    def _wait_until_ready(self, timeout: float) -> None:
+    def wait_until_ready(self, timeout: float = START_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
         while time.monotonic() < deadline:

@@ -1,11 +1,6 @@
-"""Settings for Tandem. Everything comes from the environment, with safe local defaults.
-
-TANDEM_DATA_DIR      where the database and the generated secret key live (default: ./data)
-TANDEM_DEBUG         "1" turns Django's debug mode on (default: off)
-TANDEM_ALLOWED_HOSTS comma-separated host names (default: localhost names; `serve` widens it
-                     when asked to listen on another interface)
-TANDEM_DATABASE_URL  not supported on purpose: edit DATABASES below for another database
-TANDEM_REDIS_URL     use Redis as the channel layer instead of the in-memory one
+"""Django settings for Tandem. Everything comes from the environment, with safe local
+defaults; every variable is declared once in editor/conf.py (name, default, help) and
+listed in README's Options section.
 """
 
 from __future__ import annotations
@@ -14,14 +9,16 @@ import os
 import secrets
 from pathlib import Path
 
+from editor import conf
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("TANDEM_DATA_DIR", BASE_DIR / "data")).resolve()
+DATA_DIR = conf.DATA_DIR.get(base=BASE_DIR / "data")
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def _secret_key() -> str:
     """A key generated once per data folder, so it is never committed or shared."""
-    if key := os.environ.get("TANDEM_SECRET_KEY"):
+    if key := conf.SECRET_KEY.get():
         return key
     path = DATA_DIR / "secret_key"
     if not path.exists():
@@ -32,12 +29,8 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-DEBUG = os.environ.get("TANDEM_DEBUG", "") in {"1", "true", "yes", "on"}
-ALLOWED_HOSTS = [
-    h.strip()
-    for h in os.environ.get("TANDEM_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
-    if h.strip()
-]
+DEBUG = conf.DEBUG.get()
+ALLOWED_HOSTS = conf.ALLOWED_HOSTS.get()
 
 INSTALLED_APPS = [
     "daphne",  # first: gives `runserver` an ASGI server
@@ -74,42 +67,10 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DATA_DIR / "tandem.sqlite3",
-        # synchronous=FULL: a commit is on disk before the editor is told (NORMAL in WAL
-        # mode may lose the last commits on power loss). Group commits keep it cheap.
-        # One long-lived connection per thread: a new SQLite connection per commit was a
-        # measurable share of server time in the trial build.
-        "CONN_MAX_AGE": None,
-        "OPTIONS": {
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
-            "init_command": (
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=20000;"
-            ),
-        },
-    }
-}
+DATABASES = {"default": conf.database(conf.DATABASE_URL.get(), DATA_DIR)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-if redis_url := os.environ.get("TANDEM_REDIS_URL"):
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url], "capacity": 10_000},
-        }
-    }
-else:
-    CHANNEL_LAYERS = {
-        "default": {
-            # Sized for bursts; a dropped message never loses an edit (the next sync
-            # catches up). Channels' own layer, minus two O(channels) costs per message.
-            "BACKEND": "collab.layers.InMemoryChannelLayer",
-            "CONFIG": {"capacity": 10_000, "expiry": 60},
-        }
-    }
+CHANNEL_LAYERS = {"default": conf.channel_layer(conf.REDIS_URL.get())}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -125,6 +86,10 @@ STORAGES = {
 }
 WHITENOISE_MAX_AGE = 3600
 
+if conf.BEHIND_PROXY.get():
+    # TLS ends at the proxy: trust its word that the browser's request was https.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
@@ -137,11 +102,13 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "tandem": {"level": os.environ.get("TANDEM_LOG_LEVEL", "INFO")},
+        "tandem": {"level": conf.LOG_LEVEL.get().upper()},
         "daphne": {"level": "WARNING"},
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024  # the API accepts documents up to 16 MiB
 
 # A document's live room is unloaded this many seconds after its last editor left.
-TANDEM_ROOM_IDLE_SECONDS = float(os.environ.get("TANDEM_ROOM_IDLE_SECONDS", "30"))
+TANDEM_ROOM_IDLE_SECONDS = conf.ROOM_IDLE_SECONDS.get()
+# How long a process owns a document (runs its room) without renewing its lease.
+TANDEM_LEASE_SECONDS = conf.LEASE_SECONDS.get()

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import connection
+
+from editor import conf
 
 
 def _is_loopback(host: str) -> bool:
@@ -46,6 +50,34 @@ def collect_static_if_changed() -> None:
         return
     call_command("collectstatic", interactive=False, verbosity=0, clear=True)
     stamp.write_text(fingerprint)
+
+
+# Any fixed number: the key of the PostgreSQL advisory lock that `serve` holds while it
+# migrates, shared by every Tandem process on one database.
+MIGRATION_LOCK_KEY = 0x54414E44454D  # "TANDEM"
+
+
+@contextmanager
+def migration_lock() -> Iterator[None]:
+    """Held while migrating: processes started together against one PostgreSQL migrate
+    one after another (the later ones find nothing to do) instead of racing to create the
+    same tables. SQLite needs nothing: its migrations take the database's write lock."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK_KEY])
+    try:
+        yield
+    finally:
+        # A session lock: the connection outlives this (CONN_MAX_AGE None).
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK_KEY])
+
+
+def migrate() -> None:
+    with migration_lock():
+        call_command("migrate", interactive=False, verbosity=0)
 
 
 def _finish_cancelled_tasks() -> None:
@@ -82,15 +114,15 @@ class Command(BaseCommand):
     help = "Start Tandem: HTTP, WebSocket and static files in one process."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default=os.environ.get("TANDEM_HOST", "127.0.0.1"))
+        parser.add_argument("--host", default=conf.HOST.get(), help=f"default {conf.HOST.default}")
         parser.add_argument(
-            "--port", type=int, default=int(os.environ.get("PORT", "8000")), help="default 8000"
+            "--port", type=int, default=conf.PORT.get(), help=f"default {conf.PORT.default}"
         )
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
-        call_command("migrate", interactive=False, verbosity=0)
+        migrate()
         collect_static_if_changed()
-        if not _is_loopback(host) and "TANDEM_ALLOWED_HOSTS" not in os.environ:
+        if not _is_loopback(host) and not conf.ALLOWED_HOSTS.is_set():
             # Shared on the network: people reach it by whatever name or address the
             # machine has there. WebSocket handshakes are still checked for same origin.
             settings.ALLOWED_HOSTS.append("*")
