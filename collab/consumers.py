@@ -21,6 +21,8 @@ from django.http.request import split_domain_port, validate_host
 from collab.engine import ProtocolError, SyncRequest
 from collab.origin import is_same_origin
 from collab.room import Room, RoomClosed, group_name, registry
+from editor import access
+from editor.access import Action, Role
 from editor.models import Document
 
 log = logging.getLogger("tandem.collab")
@@ -31,6 +33,10 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 # 1012 (service restart) is retried by the client: the room is reloaded on reconnect.
 CLOSE_RETRY = 1012
+
+# Reasons shown to the person (the client prefers them to its generic 4403 text).
+NO_ACCESS_REASON = "You need a link to open this document. Ask the person who shared it."
+REVOKED_REASON = "The links to this document were reset. Ask whoever shared it for a new one."
 
 MAX_MESSAGE_CHARS = 4 * 1024 * 1024
 NAME_MAX = 40
@@ -74,6 +80,7 @@ class DocumentConsumer(AsyncWebsocketConsumer):
     poked: bool = False
     preview_generation: int = -1
     session: str | None = None  # the page-load id (cid) of this editor, from its first sync
+    role: Role = Role.NONE  # decided once, at connect (editor.access)
 
     async def connect(self) -> None:
         self.doc_id = self.scope["url_route"]["kwargs"]["doc_id"]
@@ -83,6 +90,8 @@ class DocumentConsumer(AsyncWebsocketConsumer):
         headers = self.scope.get("headers", [])
         if not is_same_origin(headers) or not _host_allowed(headers):
             await self.close(code=CLOSE_FORBIDDEN, reason="cross-origin connection refused")
+            return
+        if not await self._admit():
             return
         if not await _document_exists(self.doc_id):
             await self.close(code=CLOSE_NOT_FOUND, reason="no such document")
@@ -118,6 +127,27 @@ class DocumentConsumer(AsyncWebsocketConsumer):
             await room.leave(self.channel_name, self.session)
         finally:
             room.release()
+
+    # -- access (decided by editor.access) ------------------------------------------
+
+    async def _admit(self) -> bool:
+        """Close with 4403 unless this connection may read the document."""
+        self.role = await database_sync_to_async(access.scope_role)(self.scope, self.doc_id)
+        if access.may(self.role, Action.READ):
+            return True
+        await self.close(code=CLOSE_FORBIDDEN, reason=NO_ACCESS_REASON)
+        return False
+
+    def _check_may_change(self, request: SyncRequest) -> None:
+        """A viewer may sync (to follow the document) but not change it: ops or an
+        undo/redo are refused whole, and nothing is applied."""
+        if (request.ops or request.action) and not access.may(self.role, Action.EDIT):
+            raise ProtocolError("read_only", "This link is view-only: changes are not accepted.")
+
+    async def access_revoked(self, event: dict[str, Any]) -> None:
+        """The document's share links were reset: guests who came through them leave."""
+        if self.role is not Role.OWNER:
+            await self.close(code=CLOSE_FORBIDDEN, reason=REVOKED_REASON)
 
     # -- from the browser ------------------------------------------------------------
 
@@ -162,6 +192,7 @@ class DocumentConsumer(AsyncWebsocketConsumer):
         self.poked = False
         try:
             request = SyncRequest.parse(message)
+            self._check_may_change(request)
             if self.session is None:
                 self.session = request.cid
                 self.room.attach_session(request.cid)

@@ -6,6 +6,10 @@ TANDEM_ALLOWED_HOSTS comma-separated host names (default: localhost names; `serv
                      when asked to listen on another interface)
 TANDEM_DATABASE_URL  not supported on purpose: edit DATABASES below for another database
 TANDEM_REDIS_URL     use Redis as the channel layer instead of the in-memory one
+TANDEM_TRUST_LOOPBACK "0" makes requests from this machine (127.0.0.1, ::1) guests like any
+                     other: for a reverse proxy on the same machine, and for tests. Default
+                     "1": the person at the computer is the owner, no sign-in needed.
+                     (docs/security.md)
 """
 
 from __future__ import annotations
@@ -142,6 +146,14 @@ LOGGING = {
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024  # the API accepts documents up to 16 MiB
+
+# Requests from loopback are the owner's (docs/security.md); "0" behind a local reverse proxy.
+TANDEM_TRUST_LOOPBACK = os.environ.get("TANDEM_TRUST_LOOPBACK", "1").strip().lower() not in {
+    "0",
+    "false",
+    "no",
+    "off",
+}
 
 # A document's live room is unloaded this many seconds after its last editor left.
 TANDEM_ROOM_IDLE_SECONDS = float(os.environ.get("TANDEM_ROOM_IDLE_SECONDS", "30"))

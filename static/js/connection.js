@@ -114,7 +114,10 @@ export function connect(o) {
     }
     if (socket !== latest) return; // a discarded socket closing late
     if (code >= 4000 && code < 5000) {
-      final = { code, message: FINAL_MESSAGES[code] || e.detail.event.reason || `Disconnected (${code}).` };
+      const reason = e.detail.event.reason;
+      // 4403 has several causes (no link, links reset, cross-origin): the server says which.
+      const preferred = code === 4403 && reason ? reason : FINAL_MESSAGES[code];
+      final = { code, message: preferred || reason || `Disconnected (${code}).` };
     } else if (code === 1000 || code === 1001 || code === 1005) {
       // The extension gives up after these; we don't (a server restart can send them).
       const delay = reconnectDelay(closeRetries++);

@@ -16,6 +16,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from editor import credentials, network
+
 
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -75,10 +77,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=os.environ.get("TANDEM_HOST", "127.0.0.1"))
         parser.add_argument(
+            "--share",
+            action="store_true",
+            help="listen on the network (0.0.0.0 unless --host names another address) and print "
+            "the addresses others can use; they need a share link (docs/security.md)",
+        )
+        parser.add_argument(
             "--port", type=int, default=int(os.environ.get("PORT", "8000")), help="default 8000"
         )
 
-    def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+    def handle(self, *args: Any, host: str | None, port: int, share: bool, **options: Any) -> None:
+        host = host or ("0.0.0.0" if share else "127.0.0.1")
         call_command("migrate", interactive=False, verbosity=0)
         collect_static_if_changed()
         if not _is_loopback(host) and "TANDEM_ALLOWED_HOSTS" not in os.environ:
@@ -92,13 +101,8 @@ class Command(BaseCommand):
 
         from editor.asgi import application
 
-        shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
-        if ":" in shown:
-            shown = f"[{shown}]"
-        self.stdout.write(
-            f"Tandem is running at http://{shown}:{port}/  (data in {settings.DATA_DIR})\n"
-            "Press Ctrl+C to stop.",
-        )
+        network.set_listening(host, port)
+        self.stdout.write(self._banner(host, port))
         self.stdout.flush()
         Server(
             application=application,
@@ -115,3 +119,24 @@ class Command(BaseCommand):
         ).run()
         _finish_cancelled_tasks()
         self.stdout.write("Tandem stopped.")
+
+    def _banner(self, host: str, port: int) -> str:
+        """Where to go; for the owner, the sign-in link; when shared, others' addresses."""
+        shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
+        if ":" in shown:
+            shown = f"[{shown}]"
+        local = f"http://{shown}:{port}/"
+        lines = [f"Tandem is running at {local}  (data in {settings.DATA_DIR})"]
+        if not _is_loopback(host):
+            addresses = network.urls(host, port)
+            lines.append(
+                "Shared on your network at "
+                + (", ".join(addresses) if addresses else "this machine's addresses")
+                + "\n  Others need a share link: the Share button in a document makes them."
+            )
+        lines.append(
+            f"Owner link (signs you in from another browser or behind a proxy; keep it to "
+            f"yourself):\n  {local}?owner={credentials.owner_key()}"
+        )
+        lines.append("Press Ctrl+C to stop.")
+        return "\n".join(lines)
