@@ -58,16 +58,19 @@ def _owner_fingerprint() -> str:
     return hashlib.sha256(b"tandem-owner:" + owner_key().encode()).hexdigest()[:32]
 
 
+def _signer(name: str) -> signing.TimestampSigner:
+    # Our own signer rather than HttpRequest.get_signed_cookie: it reads a WebSocket
+    # scope's cookies just as well.
+    return signing.TimestampSigner(salt=f"{_SALT}:{name}")
+
+
 def _unsign(cookies: Mapping[str, str], name: str) -> str | None:
     value = cookies.get(name)
     if not value:
         return None
     try:
-        # The same signer as HttpRequest.get_signed_cookie, usable on a WebSocket scope too.
-        unsigned: str = signing.get_cookie_signer(salt=name + _SALT).unsign(
-            value, max_age=COOKIE_MAX_AGE
-        )
-    except signing.BadSignature:
+        unsigned: str = _signer(name).unsign(value, max_age=COOKIE_MAX_AGE)
+    except signing.BadSignature:  # tampered, expired, or signed with an older secret key
         return None
     return unsigned
 
@@ -85,10 +88,9 @@ def remembered_links(cookies: Mapping[str, str]) -> list[str]:
 
 
 def _set(response: HttpResponse, request: HttpRequest, name: str, value: str) -> None:
-    response.set_signed_cookie(
+    response.set_cookie(
         name,
-        value,
-        salt=_SALT,
+        _signer(name).sign(value),
         max_age=COOKIE_MAX_AGE,
         httponly=True,
         samesite="Lax",
