@@ -34,7 +34,7 @@ CLOSE_NOT_FOUND = 4404
 # 1012 (service restart) is retried by the client: the room is reloaded on reconnect.
 CLOSE_RETRY = 1012
 
-# Reasons shown to the person (the client prefers them to its generic 4403 text).
+# Close reasons, for clients that see them (Daphne drops them; the page has its own text).
 NO_ACCESS_REASON = "You need a link to open this document. Ask the person who shared it."
 REVOKED_REASON = "The links to this document were reset. Ask whoever shared it for a new one."
 

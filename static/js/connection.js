@@ -8,7 +8,9 @@
 //    call reconnect(); a 4xxx close is final (the server means it).
 
 const FINAL_MESSAGES = {
-  4403: "This page may not connect from here (cross-origin). Reload it from the server's address.",
+  // No access: no link, the links were reset, or a page of another site (Daphne drops
+  // close reasons, so one message names every cause).
+  4403: "No access to this document: its links were reset, or this page came from elsewhere. Ask the person who shared it for a new link.",
   4404: "This document was deleted.",
   4400: "The server refused this page (protocol error). Copy any unsaved text and reload.",
 };
@@ -114,10 +116,7 @@ export function connect(o) {
     }
     if (socket !== latest) return; // a discarded socket closing late
     if (code >= 4000 && code < 5000) {
-      const reason = e.detail.event.reason;
-      // 4403 has several causes (no link, links reset, cross-origin): the server says which.
-      const preferred = code === 4403 && reason ? reason : FINAL_MESSAGES[code];
-      final = { code, message: preferred || reason || `Disconnected (${code}).` };
+      final = { code, message: FINAL_MESSAGES[code] || e.detail.event.reason || `Disconnected (${code}).` };
     } else if (code === 1000 || code === 1001 || code === 1005) {
       // The extension gives up after these; we don't (a server restart can send them).
       const delay = reconnectDelay(closeRetries++);
