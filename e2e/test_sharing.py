@@ -135,6 +135,13 @@ def test_owner_shares_an_editor_co_edits_a_viewer_reads_and_reset_disconnects(
     expect(viewer.locator("#status .label")).to_have_text("Connected")
     eventually(lambda: stored(guarded, doc_id) == "Agenda and notes!?", what="server text")
 
+    # A rename by the owner reaches the viewer, whose title stays read-only.
+    owner.locator("#title-input").fill("Agenda, final")
+    owner.locator("#title-input").press("Enter")
+    expect(viewer.locator("#title-input")).to_have_value("Agenda, final")
+    assert viewer.locator("#title-input").evaluate("el => el.readOnly")
+    assert not editor.locator("#title-input").evaluate("el => el.readOnly")
+
     # Someone without a link: the friendly 403 page, for the document and the list.
     stranger = new_page()
     response = stranger.goto(f"{base}{doc_path}")

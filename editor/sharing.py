@@ -136,9 +136,8 @@ def share_reset(request: HttpRequest, doc_id: str) -> HttpResponse:
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's handler403: a page that says what to do, not just "Forbidden"."""
-    message = (
-        str(exception)
-        if isinstance(exception, PermissionDenied) and str(exception)
-        else ("You need a link to open this. Ask the person who shared it with you for one.")
-    )
+    if isinstance(exception, PermissionDenied) and str(exception):
+        message = str(exception)
+    else:
+        message = access.refusal(access.Role.NONE, Action.READ)
     return _refused(request, message)
