@@ -168,3 +168,24 @@ def test_owner_shares_an_editor_co_edits_a_viewer_reads_and_reset_disconnects(
         assert response is not None and response.status == 403
     response = editor.goto(f"{base}{doc_path}")  # the editor's cookie names a link that is gone
     assert response is not None and response.status == 403
+
+
+def test_a_grant_survives_a_server_restart(guarded: TandemServer, new_page: NewPage) -> None:
+    key = owner_link(guarded).rsplit("=", 1)[1]
+    owner_api = {"Authorization": f"Bearer {key}"}
+    client = HttpClient(guarded.url)
+    created = client.post(
+        "/api/documents/", json_body={"title": "Kept", "text": "still here"}, headers=owner_api
+    )
+    assert created.status == 201, created.text
+    doc_id = created.json()["id"]
+    view_link = client.get(f"/api/documents/{doc_id}/links", headers=owner_api).json()["view"]
+    viewer = new_page()
+    viewer.goto(view_link)
+    connected(viewer)
+    guarded.stop()
+    guarded.start()
+    viewer.reload()
+    connected(viewer)
+    expect(viewer.locator("#editor")).to_have_value("still here")
+    expect(viewer.locator("#read-only")).to_be_visible()

@@ -97,6 +97,9 @@ async def test_an_editor_link_edits() -> None:
     answer = await editor.sync(1, [{"retain": 3}, {"insert": "d"}])
     assert answer["type"] == "ack"
     assert await stored(doc_id) == ("abcd", 2)
+    undone = await editor.sync(2, [], action="undo")  # an editor's own undo is allowed
+    assert undone["type"] == "ack"
+    assert await stored(doc_id) == ("abc", 3)
     await editor.close()
 
 
