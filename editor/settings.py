@@ -18,6 +18,8 @@ import os
 import secrets
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("TANDEM_DATA_DIR", BASE_DIR / "data")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -147,13 +149,21 @@ LOGGING = {
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024  # the API accepts documents up to 16 MiB
 
+
+def _flag(name: str, default: bool) -> bool:
+    """A yes/no setting; anything unrecognised stops the server rather than guess."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be 1 or 0 (got {value!r})")
+
+
 # Requests from loopback are the owner's (docs/security.md); "0" behind a local reverse proxy.
-TANDEM_TRUST_LOOPBACK = os.environ.get("TANDEM_TRUST_LOOPBACK", "1").strip().lower() not in {
-    "0",
-    "false",
-    "no",
-    "off",
-}
+TANDEM_TRUST_LOOPBACK = _flag("TANDEM_TRUST_LOOPBACK", True)
 
 # A document's live room is unloaded this many seconds after its last editor left.
 TANDEM_ROOM_IDLE_SECONDS = float(os.environ.get("TANDEM_ROOM_IDLE_SECONDS", "30"))

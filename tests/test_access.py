@@ -215,3 +215,18 @@ def test_links_made_under_another_secret_key_are_replaced(make_doc: Any, setting
     new = links.tokens(doc)
     assert set(old.values()).isdisjoint(new.values())
     assert links.find(old["edit"]) is None and links.find(new["edit"]) is not None
+
+
+def test_trust_loopback_reads_yes_or_no_and_refuses_anything_else(monkeypatch: Any) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from editor.settings import _flag
+
+    monkeypatch.delenv("TANDEM_TRUST_LOOPBACK", raising=False)
+    assert _flag("TANDEM_TRUST_LOOPBACK", True) is True
+    for value, expected in [("0", False), ("off", False), ("1", True), (" Yes ", True)]:
+        monkeypatch.setenv("TANDEM_TRUST_LOOPBACK", value)
+        assert _flag("TANDEM_TRUST_LOOPBACK", True) is expected
+    monkeypatch.setenv("TANDEM_TRUST_LOOPBACK", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="must be 1 or 0"):
+        _flag("TANDEM_TRUST_LOOPBACK", True)
