@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import cache
 from pathlib import Path
 
@@ -102,7 +102,11 @@ def sign_owner_in(response: HttpResponse, request: HttpRequest) -> None:
     _set(response, request, OWNER_COOKIE, _owner_fingerprint())
 
 
-def remember_link(response: HttpResponse, request: HttpRequest, link_id: str) -> None:
-    """Add a link to this browser's grants (newest first; the oldest fall off)."""
-    ids = [link_id, *(i for i in remembered_links(request.COOKIES) if i != link_id)]
+def remember_link(
+    response: HttpResponse, request: HttpRequest, link_id: str, keep: Collection[str]
+) -> None:
+    """Add a link to this browser's grants, keeping those of the others that are in `keep`
+    (the ones still live: reset links are dropped). Newest first; the oldest fall off."""
+    old = remembered_links(request.COOKIES)
+    ids = [link_id, *(i for i in old if i != link_id and i in keep)]
     _set(response, request, LINKS_COOKIE, ",".join(ids[:MAX_LINKS_REMEMBERED]))

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from editor import access, credentials, documents, links, network
 from editor.access import Action, Credentials
-from editor.models import Document
+from editor.models import Document, ShareLink
 from editor.throttle import limiter
 
 
@@ -76,7 +76,9 @@ def open_link(request: HttpRequest, token: str) -> HttpResponse:
             "This link does not work (any more). Ask the person who shared it for a new one.",
         )
     response = redirect(link.document.get_absolute_url())
-    credentials.remember_link(response, request, link.id)
+    held = credentials.remembered_links(request.COOKIES)
+    live = set(ShareLink.objects.filter(pk__in=held).values_list("pk", flat=True))
+    credentials.remember_link(response, request, link.id, keep=live)
     response["Referrer-Policy"] = "no-referrer"
     return response
 

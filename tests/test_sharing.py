@@ -235,3 +235,18 @@ def test_a_cross_site_browser_post_to_loopback_is_refused(settings: Any, make_do
         Client(enforce_csrf_checks=True).post(f"/api/documents/{doc.id}/links/reset").status_code
         == 200
     )
+
+
+def test_one_browser_holds_several_links_and_forgets_reset_ones(make_doc: Any) -> None:
+    first, second, third = make_doc("First"), make_doc("Second"), make_doc("Third")
+    client = guest(links.tokens(first)["view"])
+    old_second = links.tokens(second)["edit"]
+    assert client.get(f"/s/{old_second}").status_code == 302
+    links.reset(second)
+    assert client.get(f"/s/{links.tokens(third)['edit']}").status_code == 302
+    remembered = credentials.remembered_links(
+        {credentials.LINKS_COOKIE: client.cookies[credentials.LINKS_COOKIE].value}
+    )
+    assert old_second[: links.ID_CHARS] not in remembered and len(remembered) == 2
+    titles = client.get("/").content.decode()
+    assert "First" in titles and "Third" in titles and "Second" not in titles
