@@ -141,7 +141,6 @@ PORT = IntSetting(
     "PORT",
     "The port `manage.py serve` listens on when --port is not given (what Procfile runners set).",
     default="8000",
-    minimum=1,
 )
 ALLOWED_HOSTS = ListSetting(
     "TANDEM_ALLOWED_HOSTS",

@@ -43,7 +43,7 @@ def test_booleans(text: str, expected: bool) -> None:
         (conf.LEASE_SECONDS, "nan"),
         (conf.ROOM_IDLE_SECONDS, "inf"),
         (conf.PORT, "http"),
-        (conf.PORT, "0"),
+        (conf.PORT, "-1"),
     ],
 )
 def test_a_bad_value_names_the_variable(setting: conf.Setting, text: str) -> None:
