@@ -1,40 +1,55 @@
-"""The WebSocket consumer: a thin adapter between one editor's socket and its document's room.
+"""The WebSocket consumer: a thin adapter between one editor's socket and its document.
 
-It validates what the browser sends, hands sync requests to the room, sends the answers,
-and forwards what the room broadcasts to the document's group (news of changes, as pushes,
-and HTML fragments).
+It validates what the browser sends (collab/protocol.py), asks the document's room
+(through the host, wherever the room runs) and sends the answers, and turns what the
+room tells the document's group into frames for its editor: pushes, pokes and HTML.
+It never holds a room: every exchange with one is a call and its reply.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
 import logging
-import unicodedata
 from typing import Any
 
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
-from collab.engine import ProtocolError, SyncRequest
+from collab.host import Host, RoomUnavailable, get_host
 from collab.origin import is_same_origin
-from collab.room import Room, RoomClosed, group_name, registry
+from collab.ownership import DocumentMissing
+from collab.protocol import (
+    CLOSE_FORBIDDEN,
+    CLOSE_NOT_FOUND,
+    CLOSE_RETRY,
+    DEFAULT_NAME,
+    DocChanged,
+    DocFragments,
+    ErrorMessage,
+    Hello,
+    JoinCall,
+    LeaveCall,
+    Poke,
+    PreviewCall,
+    PreviewReply,
+    ProtocolError,
+    Refused,
+    RoomCall,
+    RoomReply,
+    SyncCall,
+    Synced,
+    SyncRequest,
+    group_name,
+    parse_browser_frame,
+)
+from collab.roster import HEARTBEAT_SECONDS
 from editor.models import Document
 
 log = logging.getLogger("tandem.collab")
-
-# Close codes in the 4000 range are final: htmx's extension does not reconnect after them.
-CLOSE_BAD_REQUEST = 4400
-CLOSE_FORBIDDEN = 4403
-CLOSE_NOT_FOUND = 4404
-# 1012 (service restart) is retried by the client: the room is reloaded on reconnect.
-CLOSE_RETRY = 1012
-
-MAX_MESSAGE_CHARS = 4 * 1024 * 1024
-NAME_MAX = 40
-DEFAULT_NAME = "Anonymous"
+LEAVE_TIMEOUT = 2.0  # a goodbye is not worth holding a closing connection for longer
 
 
 def _host_allowed(headers: list[tuple[bytes, bytes]]) -> bool:
@@ -50,30 +65,24 @@ def _document_exists(doc_id: str) -> bool:
     return Document.objects.filter(pk=doc_id).exists()
 
 
-def clean_name(value: object) -> str:
-    """A display name: printable, one line, at most NAME_MAX characters."""
-    if not isinstance(value, str):
-        return DEFAULT_NAME
-    name = "".join(c for c in value if unicodedata.category(c)[0] != "C")
-    name = " ".join(name.split())[:NAME_MAX].strip()
-    return name or DEFAULT_NAME
-
-
-def error_message(code: str, message: str, rid: int | None = None) -> str:
-    return json.dumps({"type": "error", "code": code, "message": message, "rid": rid})
+class Gone(Exception):
+    """The connection was closed (by us or by the browser): stop handling this message."""
 
 
 class DocumentConsumer(AsyncWebsocketConsumer):
     doc_id: str
-    room: Room | None = None
+    host: Host | None = None  # set while this editor is in the document's roster
     name: str = DEFAULT_NAME
-    # The version this editor holds (from its last answer or push), and whether it has a
-    # poke it has not answered yet. Channels hands a consumer its messages one at a time,
-    # so no group message is handled while a request of this editor is being answered.
+    session: str | None = None  # the page-load id (cid) of this editor, from its first sync
+    # The version this editor holds (from its last answer or push; -1 before its first
+    # sync), and whether it has a poke it has not answered yet. Channels hands a consumer
+    # its messages one at a time: no group message is handled while a call is answered.
     known_version: int = -1
     poked: bool = False
+    # Which room (lease epoch) and preview state this editor's preview comes from.
+    room_epoch: int = -1
     preview_generation: int = -1
-    session: str | None = None  # the page-load id (cid) of this editor, from its first sync
+    _heartbeat: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         self.doc_id = self.scope["url_route"]["kwargs"]["doc_id"]
@@ -87,142 +96,197 @@ class DocumentConsumer(AsyncWebsocketConsumer):
         if not await _document_exists(self.doc_id):
             await self.close(code=CLOSE_NOT_FOUND, reason="no such document")
             return
-        self.room = await registry.acquire(self.doc_id)
-        await self.channel_layer.group_add(group_name(self.doc_id), self.channel_name)
-        await self.room.join(self.channel_name, self.name)
-        # The page's preview was rendered from storage at load time; bring it in step
-        # with the room's, which the per-block updates that follow build on.
-        self.preview_generation, html = self.room.full_preview()
-        await self.send(text_data=html)
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels' own dispatch closes stale database connections before every message,
-        # a thread hop per frame and per group message (a quarter of the server's time
-        # at 30 editors). This consumer only reaches the database through
-        # database_sync_to_async, which does that itself.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        # From here on, whatever ends this connection (the browser leaving while it is
+        # set up included) must take it out of the roster again.
+        self.host = get_host()
+        try:
+            await self.channel_layer.group_add(group_name(self.doc_id), self.channel_name)
+            await self._join()
+            self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+        except Gone:
+            return
+        except BaseException:
+            await self._leave()
+            raise
 
     async def disconnect(self, code: int) -> None:
         await self._leave()
 
     async def _leave(self) -> None:
-        """Give the room back, whatever ended this connection. Idempotent."""
-        if self.room is None:
+        """Out of the group and the roster, whatever ended this connection. Idempotent."""
+        host, self.host = self.host, None
+        if host is None:
             return
-        room, self.room = self.room, None
-        try:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        with contextlib.suppress(Exception):
             await self.channel_layer.group_discard(group_name(self.doc_id), self.channel_name)
-            await room.leave(self.channel_name, self.session)
-        finally:
-            room.release()
+        try:
+            await host.call(self.doc_id, LeaveCall(self.channel_name), LEAVE_TIMEOUT, load=False)
+        except Exception:
+            # The room's process went away: its successor never heard of this member.
+            log.debug("leave of %s not delivered", self.channel_name, exc_info=True)
+
+    async def _send(self, text: str) -> None:
+        """Send a frame; if the browser is gone (Daphne raises "Attempt to send on a
+        closed protocol"), leave at once and stop handling the message."""
+        try:
+            await self.send(text_data=text)
+        except Exception:
+            await self._leave()
+            raise Gone() from None
+
+    async def _close(self, code: int, reason: str = "") -> None:
+        await self._leave()
+        with contextlib.suppress(Exception):
+            await self.close(code=code, reason=reason)
+        raise Gone()
+
+    async def _call(self, call: RoomCall) -> RoomReply:
+        """Ask the document's room; a document that is gone or a room nobody can run ends
+        this connection (4404 final; CLOSE_RETRY: the browser reconnects and resends)."""
+        assert self.host is not None
+        try:
+            return await self.host.call(self.doc_id, call)
+        except DocumentMissing:
+            await self._close(CLOSE_NOT_FOUND, "document deleted")
+        except RoomUnavailable:
+            log.warning("document %s: no room could answer; the editor reconnects", self.doc_id)
+            await self._close(CLOSE_RETRY, "the document is reloading")
+        raise AssertionError("unreachable")
+
+    async def _join(self) -> None:
+        """Join (or, as a heartbeat, stay in) the room's roster; a new room sends its
+        whole preview, which the per-block diffs that follow build on."""
+        reply = await self._call(
+            JoinCall(
+                self.channel_name, self.name, self.session, self.known_version, self.room_epoch
+            )
+        )
+        assert isinstance(reply, PreviewReply)
+        if reply.epoch != self.room_epoch:
+            self.room_epoch, self.preview_generation = reply.epoch, reply.generation
+            await self._send(reply.html)
+
+    async def _beat(self) -> None:
+        """Every HEARTBEAT_SECONDS: a heartbeat message to ourselves, so that it is handled
+        in turn with everything else this consumer does."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await self.channel_layer.send(self.channel_name, {"type": "consumer.heartbeat"})
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' own dispatch closes stale database connections before every message,
+        # a thread hop per frame and per group message (a quarter of the server's time
+        # at 30 editors). This consumer reaches the database only through
+        # database_sync_to_async and the store thread, which manage their own.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        with contextlib.suppress(Gone):
+            await handler(message)
 
     # -- from the browser ------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.host is None:
+            return
         try:
             await self._receive(text_data)
+        except Gone:
+            raise
         except Exception:
             # A bug must not leave a ghost in the presence list or pin the room: give
-            # everything back, then let the client reconnect.
+            # everything back, then let the client reconnect and resend.
             log.exception("consumer for document %s failed", self.doc_id)
-            await self._leave()
-            await self.close(code=1011)
+            await self._close(CLOSE_RETRY, "server error")
 
     async def _receive(self, text_data: str | None) -> None:
-        if self.room is None:
-            return
-        if text_data is None:
-            await self.send(text_data=error_message("bad_request", "Frames must be text."))
-            return
-        if len(text_data) > MAX_MESSAGE_CHARS:
-            await self.send(text_data=error_message("too_large", "Message too large."))
-            return
         try:
-            message = json.loads(text_data)
-        except (ValueError, RecursionError):
-            await self.send(text_data=error_message("bad_request", "Message is not JSON."))
-            return
-        kind = message.get("type") if isinstance(message, dict) else None
-        if kind == "sync":
-            await self._handle_sync(message)
-        elif kind == "hello":
-            self.name = clean_name(message.get("name"))
-            await self.room.rename_member(self.channel_name, self.name)
-        else:
-            await self.send(
-                text_data=error_message("bad_request", f"Unknown message type {kind!r}.")
-            )
-
-    async def _handle_sync(self, message: dict[str, Any]) -> None:
-        assert self.room is not None
-        rid = message.get("rid") if isinstance(message.get("rid"), int) else None
-        self.poked = False
-        try:
-            request = SyncRequest.parse(message)
-            if self.session is None:
-                self.session = request.cid
-                self.room.attach_session(request.cid)
-            elif request.cid != self.session:
-                raise ProtocolError("bad_request", "cid changed within one connection")
-            answer = await self.room.submit(self.session, request, self.name)
+            message = parse_browser_frame(text_data)
         except ProtocolError as error:
-            await self.send(text_data=error_message(error.code, error.message, rid))
+            await self._send(ErrorMessage(error.code, error.message, error.rid).encode())
             return
-        except RoomClosed:
-            # The room was dropped: storage failed (reconnecting reloads it), or the
-            # document was deleted under this request (final).
-            exists = await _document_exists(self.doc_id)
-            await self.close(code=CLOSE_RETRY if exists else CLOSE_NOT_FOUND)
+        if isinstance(message, Hello):
+            self.name = message.name
+            await self._join()
+        else:
+            await self._handle_sync(message)
+
+    async def _handle_sync(self, request: SyncRequest) -> None:
+        if self.session is None:
+            self.session = request.cid
+        elif request.cid != self.session:
+            error = ErrorMessage("bad_request", "cid changed within one connection", request.rid)
+            await self._send(error.encode())
             return
-        self.known_version = answer.version
-        await self.send(text_data=json.dumps(answer.to_message(), ensure_ascii=False))
+        self.poked = False
+        reply = await self._call(SyncCall(self.channel_name, self.name, request))
+        if isinstance(reply, Refused):
+            await self._send(ErrorMessage(reply.code, reply.message, request.rid).encode())
+            return
+        assert isinstance(reply, Synced)
+        self.known_version = reply.version
+        await self._send(reply.frame)
+
+    # -- to ourselves ----------------------------------------------------------------
+
+    async def consumer_heartbeat(self, event: dict[str, Any]) -> None:
+        # Re-joining the group too: channels-redis forgets a member after group_expiry.
+        await self.channel_layer.group_add(group_name(self.doc_id), self.channel_name)
+        await self._join()
 
     # -- from the document's group ---------------------------------------------------
 
     async def doc_changed(self, event: dict[str, Any]) -> None:
-        """The document moved on: push the change to this editor, unless it will catch up
-        anyway (it has not synced yet: its first answer brings everything)."""
-        room = self.room
-        if room is None or self.known_version < 0:
+        """The document moved on: push the change to this editor if the message has a
+        push from the version it holds; if not (it missed news), poke it to sync."""
+        if self.known_version < 0:
+            return  # not synced yet: its first answer brings everything
+        news = DocChanged.parse(event)
+        if news.version <= self.known_version:
             return
-        if room.durable_version <= self.known_version:
-            return
-        push = room.push_message(self.known_version)
-        if push is not None:
-            # The editor applies it if it has nothing in flight; if it has, the answer
-            # to that request brings the same news. Either way it now holds this version
-            # or its request is already on the way.
-            self.known_version, frame = push
-            await self.send(text_data=frame)
+        frame = news.push_from(self.known_version)
+        if frame is not None:
+            # Applied if nothing is in flight; if something is, its answer brings the
+            # same news. Either way the editor now holds this version or is asking.
+            self.known_version = news.version
+            await self._send(frame)
         elif not self.poked:
-            # Too far behind for the recent history: the editor syncs instead.
             self.poked = True
-            await self.send(text_data=json.dumps({"type": "poke", "version": event["version"]}))
+            await self._send(Poke(news.version).encode())
 
     async def doc_fragments(self, event: dict[str, Any]) -> None:
-        html = event["html"]
-        preview = event["preview"]
-        if preview and self.room is not None:
-            if event["preview_base"] == self.preview_generation:
-                html += preview
-                self.preview_generation = event["preview_generation"]
-            elif event["preview_generation"] > self.preview_generation:
-                # A broadcast went missing (a full channel): resend the whole preview.
-                self.preview_generation, full = self.room.full_preview()
-                html += full
-        await self.send(text_data=html)
+        news = DocFragments.parse(event)
+        html = news.html
+        if news.preview:
+            if news.epoch == self.room_epoch and news.preview_base == self.preview_generation:
+                html += news.preview
+                self.preview_generation = news.preview_generation
+            elif news.epoch != self.room_epoch or news.preview_generation > self.preview_generation:
+                # A diff went missing (the layer drops messages) or the room changed:
+                # the whole preview, as the room has it now.
+                reply = await self._call(PreviewCall())
+                assert isinstance(reply, PreviewReply)
+                self.room_epoch, self.preview_generation = reply.epoch, reply.generation
+                html += reply.html
+        await self._send(html)
 
     async def doc_presence(self, event: dict[str, Any]) -> None:
-        await self.send(text_data=event["html"])
+        await self._send(event["html"])
 
     async def doc_title(self, event: dict[str, Any]) -> None:
-        await self.send(text_data=event["html"])
+        await self._send(event["html"])
 
     async def doc_deleted(self, event: dict[str, Any]) -> None:
-        await self.close(code=CLOSE_NOT_FOUND, reason="document deleted")
+        await self._close(CLOSE_NOT_FOUND, "document deleted")
+
+    async def room_opened(self, event: dict[str, Any]) -> None:
+        """A room was loaded (after the last one stopped, here or in another process)."""
+        if event["epoch"] != self.room_epoch and self.host is not None:
+            await self._join()
 
     async def room_closed(self, event: dict[str, Any]) -> None:
-        await self.close(code=CLOSE_RETRY)
+        """Our room stopped: join the next one (loading it if nobody has)."""
+        if event["epoch"] == self.room_epoch and self.host is not None:
+            await self._join()

@@ -26,12 +26,10 @@ How it works (docs/sync.md has the full story):
 from __future__ import annotations
 
 import itertools
-import re
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from pycrdt import Doc, Text, UndoManager, merge_updates
 
@@ -45,105 +43,25 @@ from collab.delta import (
     diff,
     normalize,
     transform,
-    validate,
 )
 from collab.log import DocumentLog, StoredUpdate
 from collab.offsets import Converted, TrackedText, utf8_to_utf16, utf16_to_utf8
+from collab.protocol import (
+    MAX_DOCUMENT_BYTES,
+    MAX_INSERT_BYTES,
+    Answer,
+    ProtocolError,
+    SyncRequest,
+    bad_request,
+)
 
-MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # UTF-8 size of the whole text
-MAX_INSERT_BYTES = 4 * 1024 * 1024  # UTF-8 size inserted by one request
 CAPTURE_TIMEOUT_MS = 500  # one editor's changes this close together undo as one
-MAX_COUNTER = 2**53 - 1  # rid and base must stay exact in JavaScript
-ACTIONS = ("", "undo", "redo")
 # The engine remembers the text at each of this many recent versions and the UTF-16
 # change that made it: requests from those versions are rebased by transformation, and
 # idle editors are brought up to date with the composed changes (a push). Neither needs
 # pycrdt's text events, which cost O(items before the change) each (0.45 ms at the end
 # of a 4 000-item text).
 HISTORY_VERSIONS = 512
-_CID = re.compile(r"[A-Za-z0-9_-]{8,64}")
-
-
-class ProtocolError(Exception):
-    """A request the engine refused; nothing was changed. `code` is the protocol's."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-# ---------------------------------------------------------------- messages
-
-
-@dataclass(frozen=True, slots=True)
-class SyncRequest:
-    """A `sync` message of docs/protocol.md, validated in shape; its ops are checked
-    against the text (positions) when it is handled."""
-
-    cid: str
-    rid: int
-    base: int
-    ops: list[dict[str, Any]]
-    action: str = ""
-    sel: tuple[int, int] | None = None
-
-    @classmethod
-    def parse(cls, message: object) -> SyncRequest:
-        """Raises ProtocolError("bad_request") naming the first thing that is wrong."""
-        if not isinstance(message, dict):
-            raise _bad("a message must be a JSON object")
-        if message.get("type") != "sync":
-            raise _bad('"type" must be "sync"')
-        cid = message.get("cid")
-        if not isinstance(cid, str) or not _CID.fullmatch(cid):
-            raise _bad('"cid" must be 8-64 characters of A-Z a-z 0-9 _ -')
-        rid = _counter(message, "rid", 1)
-        base = _counter(message, "base", 0)
-        try:
-            ops = validate(message.get("ops", []))
-        except DeltaError as exc:
-            raise _bad(f'"ops": {exc}') from exc
-        action = message.get("action", "")
-        if action not in ACTIONS:
-            raise _bad('"action" must be "", "undo" or "redo"')
-        return cls(cid, rid, base, ops, action, _selection(message.get("sel")))
-
-
-def _bad(message: str) -> ProtocolError:
-    return ProtocolError("bad_request", message)
-
-
-def _counter(message: dict[str, Any], key: str, lowest: int) -> int:
-    value = message.get(key)
-    if type(value) is not int or not lowest <= value <= MAX_COUNTER:
-        raise _bad(f'"{key}" must be an integer from {lowest} to 2**53-1')
-    return value
-
-
-def _selection(sel: object) -> tuple[int, int] | None:
-    if sel is None:
-        return None
-    if (
-        not isinstance(sel, list)
-        or len(sel) != 2
-        or any(type(v) is not int or not 0 <= v <= MAX_COUNTER for v in sel)
-    ):
-        raise _bad('"sel" must be [start, end], two integers >= 0')
-    return sel[0], sel[1]
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """The answer to a sync request: `delta` turns the text the client sent into the
-    document at `version` (undo/redo and everyone else's changes included)."""
-
-    rid: int
-    version: int
-    delta: list[dict[str, Any]]
-
-    def to_message(self) -> dict[str, Any]:
-        return {"type": "ack", "rid": self.rid, "version": self.version, "delta": self.delta}
 
 
 # ---------------------------------------------------------------- pycrdt helpers
@@ -457,7 +375,7 @@ class DocumentEngine:
         try:
             check_insert(text)
         except DeltaError as exc:
-            raise _bad(str(exc)) from exc
+            raise bad_request(str(exc)) from exc
         if text == self.text:
             return None
         change16 = diff(self.text, text)
@@ -546,7 +464,7 @@ class DocumentEngine:
         try:
             sent = utf16_to_utf8(text, request.ops)
         except DeltaError as exc:
-            raise _bad(f"ops do not fit the text at version {request.base}: {exc}") from exc
+            raise bad_request(f"ops do not fit the text at version {request.base}: {exc}") from exc
         if sent.inserted_utf8 > MAX_INSERT_BYTES:
             raise ProtocolError("too_large", "one request may insert at most 4 MiB")
         return sent

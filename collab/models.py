@@ -42,3 +42,20 @@ class DocumentSnapshot(models.Model):
             models.UniqueConstraint(fields=["document", "version"], name="snapshot_unique"),
         ]
         ordering = ["-version"]
+
+
+class DocumentLease(models.Model):
+    """Which process runs the document's room (its one sequencer), until when.
+
+    `expires` is in seconds since 1970 by the database's clock (never a process's own);
+    `epoch` grows with every change of hands, and every append checks it in the same
+    transaction (collab/ownership.py), so a process that lost the lease cannot write.
+    """
+
+    document = models.OneToOneField(
+        "editor.Document", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    owner = models.CharField(max_length=200, blank=True, default="")
+    channel = models.CharField(max_length=200, blank=True, default="")
+    epoch = models.PositiveBigIntegerField(default=0)
+    expires = models.FloatField(default=0.0)

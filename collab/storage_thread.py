@@ -36,6 +36,7 @@ class _Append:
     doc_id: str
     updates: Sequence[StoredUpdate]
     snapshot: bytes | None
+    epoch: int | None
     done: asyncio.Future[None]
 
 
@@ -48,10 +49,14 @@ class _GroupCommit:
         self._writer: asyncio.Task[None] | None = None
 
     async def append(
-        self, doc_id: str, updates: Sequence[StoredUpdate], snapshot: bytes | None
+        self,
+        doc_id: str,
+        updates: Sequence[StoredUpdate],
+        snapshot: bytes | None,
+        epoch: int | None,
     ) -> None:
         done: asyncio.Future[None] = self._loop.create_future()
-        self._queue.append(_Append(doc_id, updates, snapshot, done))
+        self._queue.append(_Append(doc_id, updates, snapshot, epoch, done))
         if self._writer is None or self._writer.done():
             self._writer = self._loop.create_task(self._write(), name="tandem group commit")
         await done
@@ -59,7 +64,7 @@ class _GroupCommit:
     async def _write(self) -> None:
         while self._queue:
             batch, self._queue = self._queue, []
-            jobs = [(a.doc_id, a.updates, a.snapshot) for a in batch]
+            jobs = [(a.doc_id, a.updates, a.snapshot, a.epoch) for a in batch]
             try:
                 errors = await in_store_thread(store.append_many, jobs)
             except BaseException as error:  # the thread itself failed, or we are cancelled
@@ -83,10 +88,16 @@ _commits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GroupCommit] = (
 )
 
 
-async def append(doc_id: str, updates: Sequence[StoredUpdate], snapshot: bytes | None) -> None:
-    """Make a room's updates durable; returns once they are committed (raises if not)."""
+async def append(
+    doc_id: str,
+    updates: Sequence[StoredUpdate],
+    snapshot: bytes | None,
+    epoch: int | None = None,
+) -> None:
+    """Make a room's updates durable; returns once they are committed (raises if not,
+    LeaseLost among others when `epoch` is no longer the lease's)."""
     loop = asyncio.get_running_loop()
     commit = _commits.get(loop)
     if commit is None:
         commit = _commits[loop] = _GroupCommit(loop)
-    await commit.append(doc_id, updates, snapshot)
+    await commit.append(doc_id, updates, snapshot, epoch)

@@ -12,6 +12,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 from pycrdt import Text
 
+from collab import ownership
 from collab.crdt import TEXT_KEY, text_update
 from collab.log import DocumentLog, StoredUpdate
 from collab.models import DocumentSnapshot, DocumentUpdate
@@ -60,13 +61,21 @@ def find_request(doc_id: str, client_key: str, request_id: int) -> StoredUpdate 
     return _stored(row) if row else None
 
 
-def append(doc_id: str, updates: Sequence[StoredUpdate], snapshot: bytes | None = None) -> None:
+def append(
+    doc_id: str,
+    updates: Sequence[StoredUpdate],
+    snapshot: bytes | None = None,
+    epoch: int | None = None,
+) -> None:
     """Make `updates` durable in one transaction (a group commit), with an optional snapshot
-    of the state after the last of them."""
+    of the state after the last of them. With `epoch`, only while the document's lease
+    still has that epoch (ownership.fence; raises LeaseLost)."""
     if not updates:
         return
     now = timezone.now()
     with transaction.atomic():
+        if epoch is not None:
+            ownership.fence(doc_id, epoch)
         # Every keystroke passes here: plain SQL, not the ORM's per-row model machinery.
         created = connection.ops.adapt_datetimefield_value(now)
         with connection.cursor() as cursor:
@@ -106,7 +115,7 @@ def _column(model: type[models.Model], name: str) -> str:
     return column
 
 
-Job = tuple[str, Sequence[StoredUpdate], "bytes | None"]
+Job = tuple[str, Sequence[StoredUpdate], "bytes | None", "int | None"]
 
 
 def append_many(jobs: Sequence[Job]) -> list[Exception | None]:

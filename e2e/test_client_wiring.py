@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
 from collab import delta as pydelta
+from collab.protocol import CLOSE_RETRY, browser_constants
 from e2e.client import eventually
 from e2e.test_client_units import StaticServer
 
@@ -47,6 +48,7 @@ TEXT</textarea>
   <article id="preview"></article>
 </div>
 <script id="initial-text" type="application/json">JSONTEXT</script>
+<script id="tandem-protocol" type="application/json">PROTOCOL</script>
 <script>
   // Every data-state the indicator goes through, for the tests.
   window.__states = [];
@@ -195,6 +197,7 @@ def editor_url(static_server: StaticServer, fake: FakeTandem) -> str:
         PAGE.replace("WSURL", fake.url)
         .replace("VERSION", str(INITIAL_VERSION))
         .replace("JSONTEXT", json.dumps(INITIAL_TEXT))
+        .replace("PROTOCOL", json.dumps(browser_constants()))
         .replace("TEXT", INITIAL_TEXT)
     )
     static_server.extra[path] = ("text/html; charset=utf-8", html.encode())
@@ -387,12 +390,17 @@ def test_close_codes(open_editor: Callable[..., Page], fake: FakeTandem) -> None
     fake.close_latest(1012)  # service restart: retried
     eventually(lambda: len(fake.conns) == 3, what="a reconnect after 1012")
     expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+    # The code Tandem's server sends for "reconnect and resend" (it cannot send 1012):
+    # the extension would give up after it; the client does not.
+    fake.close_latest(CLOSE_RETRY, "the document is reloading")
+    eventually(lambda: len(fake.conns) == 4, what="a reconnect after CLOSE_RETRY")
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
     fake.close_latest(4404, "deleted")  # final
     expect(page.locator("#status")).to_have_attribute("data-state", "offline")
     expect(page.locator("#status .label")).to_have_text("This document was deleted.")
     page.evaluate("window.dispatchEvent(new Event('online'))")
     time.sleep(1.5)
-    assert len(fake.conns) == 3
+    assert len(fake.conns) == 4
 
 
 def test_undo_and_redo_keys_are_sent_as_actions(

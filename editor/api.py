@@ -13,13 +13,14 @@ import json
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from collab.engine import ProtocolError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from collab import store
-from collab.room import RoomClosed, registry
+from collab.host import RoomUnavailable, get_host
+from collab.ownership import DocumentMissing
+from collab.protocol import Refused, ReplaceCall, Replaced
 from editor import documents
 from editor.models import TITLE_MAX_LENGTH, Document
 
@@ -149,14 +150,15 @@ async def document_text(request: HttpRequest, doc_id: str) -> HttpResponse:
     text = clean_text(raw)
     if not await Document.objects.filter(pk=doc_id).aexists():
         return _error(404, "No document has this id.")
-    room = await registry.acquire(doc_id)
     try:
-        version = await room.replace_text(text, author="API")
-    except ProtocolError as error:
-        return _error(413 if error.code == "too_large" else 400, error.message)
-    except RoomClosed:
+        reply = await get_host().call(doc_id, ReplaceCall(text, author="API"))
+    except DocumentMissing:
+        return _error(404, "No document has this id.")
+    except RoomUnavailable:
         return _error(503, "The document is reloading; try again.")
-    finally:
-        room.release()
+    if isinstance(reply, Refused):
+        return _error(413 if reply.code == "too_large" else 400, reply.message)
+    assert isinstance(reply, Replaced)
+    version = reply.version
     doc = await Document.objects.aget(pk=doc_id)
     return JsonResponse({**await sync_to_async(_describe)(doc), "version": version})

@@ -7,11 +7,11 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from collab import fragments
-from collab.room import group_name
+from collab.protocol import DocDeleted, DocTitle, group_name
 from editor.models import Document
 
 
-def _tell_editors(doc_id: str, message: dict[str, str]) -> None:
+def _tell_editors(doc_id: str, message: dict[str, object]) -> None:
     layer = get_channel_layer()
     if layer is not None:
         async_to_sync(layer.group_send)(group_name(doc_id), message)
@@ -21,11 +21,11 @@ def rename(doc: Document, title: str) -> None:
     doc.title = title
     doc.updated_at = timezone.now()  # a rename is an edit: the list shows it first
     doc.save(update_fields=["title", "updated_at"])
-    _tell_editors(doc.id, {"type": "doc.title", "html": fragments.title(doc, swap_oob=True)})
+    _tell_editors(doc.id, DocTitle(fragments.title(doc, swap_oob=True)).encode())
 
 
 def delete(doc: Document) -> None:
     doc_id = doc.id
     doc.delete()
     # Every open editor closes with 4404 and says the document is gone.
-    _tell_editors(doc_id, {"type": "doc.deleted"})
+    _tell_editors(doc_id, DocDeleted().encode())

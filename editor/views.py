@@ -16,6 +16,7 @@ from django_htmx.middleware import HtmxDetails
 
 from collab import store
 from collab.preview import PreviewState
+from collab.protocol import browser_constants
 from collab.room import LIVE_PREVIEW_BLOCK_LIMIT
 from editor import documents
 from editor.forms import TitleForm
@@ -78,6 +79,8 @@ def document_editor(request: HtmxHttpRequest, doc_id: str) -> HttpResponse:
         "updated_at": doc.updated_at,
         "blocks": [mark_safe(b.html) for b in blocks],  # sanitised by collab.preview
         "words": preview.words,
+        # Close codes and limits, from their one home (the browser keeps no copy).
+        "protocol": browser_constants(),
     }
     return render(request, "editor/editor.html", context)
 

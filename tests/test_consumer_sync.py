@@ -12,11 +12,13 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from collab import broadcaster as room_module
 from collab import delta as D
 from collab import engine as engine_module
-from collab import room as room_module
+from collab import host as host_module
 from collab import store
-from collab.room import registry
+from collab.host import get_host
+from collab.protocol import CLOSE_RETRY
 from editor.asgi import application
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -231,9 +233,8 @@ async def test_a_resent_request_is_not_applied_twice_even_after_a_reload() -> No
     first = await a.sync(1, [{"retain": 3}, {"insert": "d"}])
     await a.close()
     # The server restarts: rooms are gone and come back from storage.
-    for room in registry.loaded():
-        await room.unload()
-        registry.forget(room)
+    for room in get_host().rooms():
+        room.close()
     a2 = Editor(doc_id, "tab-a-0001")
     await a2.connect()
     again = await a2.sync(1, [{"retain": 3}, {"insert": "d"}], rid=1)
@@ -332,6 +333,7 @@ async def test_deleting_the_document_closes_editors_with_4404() -> None:
 async def test_a_storage_failure_drops_the_room_and_the_resend_after_reconnect_lands_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(host_module, "MAX_TRIES", 2)  # storage stays down: give up soon
     doc_id = await new_document("abc")
     a = Editor(doc_id, "tab-a-0001")
     await a.connect()
@@ -351,7 +353,7 @@ async def test_a_storage_failure_drops_the_room_and_the_resend_after_reconnect_l
     monkeypatch.setattr(store, "exists", slow_exists)
     await a.send({"type": "sync", "cid": a.cid, "rid": 2, "base": 1, "ops": [{"insert": "X"}]})
     # No answer (the change was never durable); the server says "reconnect".
-    assert await a.close_code() == 1012
+    assert await a.close_code() == CLOSE_RETRY
     assert not any('"ack"' in frame for frame in a.html)
     assert await stored(doc_id) == ("abc", 1)
     monkeypatch.setattr(store, "append", real_append)
@@ -364,6 +366,32 @@ async def test_a_storage_failure_drops_the_room_and_the_resend_after_reconnect_l
     assert apply("Xabc", answer["delta"]) == "Xabc"
     assert await stored(doc_id) == ("Xabc", 2)
     await a2.close()
+
+
+async def test_a_passing_storage_failure_is_retried_and_lands_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The room that failed is dropped; the consumer asks a fresh one (loaded from
+    storage) with the same request, which lands once, without the editor reconnecting."""
+    doc_id = await new_document("abc")
+    a = Editor(doc_id, "tab-a-0001")
+    await a.connect()
+    await a.sync(1, [])
+    real_append = store.append
+    failures = [OSError("disk full"), OSError("disk full")]
+
+    def flaky_append(*args: Any, **kwargs: Any) -> None:
+        if failures:
+            raise failures.pop()
+        real_append(*args, **kwargs)
+
+    monkeypatch.setattr(store, "append", flaky_append)
+    answer = await a.sync(1, [{"insert": "X"}])
+    assert answer["type"] == "ack" and answer["version"] == 2
+    assert apply("Xabc", answer["delta"]) == "Xabc"
+    assert not failures
+    assert await stored(doc_id) == ("Xabc", 2)
+    await a.close()
 
 
 async def test_undo_still_works_after_a_reconnect() -> None:

@@ -23,7 +23,9 @@ def _update(seq: int, text: str) -> StoredUpdate:
 def test_append_many_writes_every_document_in_one_transaction() -> None:
     a = store.create_document("A")
     b = store.create_document("B")
-    errors = store.append_many([(a.id, [_update(1, "x")], None), (b.id, [_update(1, "y")], None)])
+    errors = store.append_many(
+        [(a.id, [_update(1, "x")], None, None), (b.id, [_update(1, "y")], None, None)]
+    )
     assert errors == [None, None]
     assert store.read_document(a.id) == ("x", 1)
     assert store.read_document(b.id) == ("y", 1)
@@ -33,7 +35,7 @@ def test_one_failing_job_does_not_take_the_others_down() -> None:
     a = store.create_document("A", "first")  # seq 1 is taken
     b = store.create_document("B")
     errors = store.append_many(
-        [(a.id, [_update(1, "clash")], None), (b.id, [_update(1, "y")], None)]
+        [(a.id, [_update(1, "clash")], None, None), (b.id, [_update(1, "y")], None, None)]
     )
     assert errors[0] is not None and errors[1] is None
     assert store.read_document(a.id) == ("first", 1)
@@ -46,7 +48,9 @@ def test_a_document_deleted_meanwhile_fails_alone() -> None:
     b = store.create_document("B")
     gone = a.id
     Document.objects.filter(pk=gone).delete()
-    errors = store.append_many([(gone, [_update(1, "x")], None), (b.id, [_update(1, "y")], None)])
+    errors = store.append_many(
+        [(gone, [_update(1, "x")], None, None), (b.id, [_update(1, "y")], None, None)]
+    )
     assert errors[0] is not None and errors[1] is None
     assert store.read_document(b.id) == ("y", 1)
 
@@ -64,7 +68,10 @@ async def test_appends_from_many_rooms_share_commits(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(store, "append_many", counting)
     await asyncio.gather(
-        *(storage_thread.append(d.id, [_update(1, f"text {i}")], None) for i, d in enumerate(docs))
+        *(
+            storage_thread.append(d.id, [_update(1, f"text {i}")], None, None)
+            for i, d in enumerate(docs)
+        )
     )
     assert sum(batches) == 20 and len(batches) < 20
     for i, d in enumerate(docs):
@@ -76,8 +83,8 @@ async def test_a_failed_append_raises_in_its_room_only() -> None:
     good = await database_sync_to_async(store.create_document)("Good")
     taken = await database_sync_to_async(store.create_document)("Taken", "first")
     results = await asyncio.gather(
-        storage_thread.append(good.id, [_update(1, "ok")], None),
-        storage_thread.append(taken.id, [_update(1, "clash")], None),
+        storage_thread.append(good.id, [_update(1, "ok")], None, None),
+        storage_thread.append(taken.id, [_update(1, "clash")], None, None),
         return_exceptions=True,
     )
     assert results[0] is None and isinstance(results[1], Exception)

@@ -4,14 +4,10 @@
 //  - socketWrapper is {send, sendImmediately, reconnect, queue} and nothing else, so
 //    open/closed is tracked here, per raw socket (event.detail.event.target);
 //  - send() would queue while closed and flush *after* our resend: never used here;
-//  - the extension retries only after 1006/1011/1012/1013; after 1000/1001/1005 we
-//    call reconnect(); a 4xxx close is final (the server means it).
-
-const FINAL_MESSAGES = {
-  4403: "This page may not connect from here (cross-origin). Reload it from the server's address.",
-  4404: "This document was deleted.",
-  4400: "The server refused this page (protocol error). Copy any unsaved text and reload.",
-};
+//  - the extension retries only after 1006/1011/1012/1013; after 1000/1001/1005 and
+//    the server's "reconnect" code (protocol.closeRetry, 3xxx: the only codes Daphne
+//    can send besides 1000) we call reconnect(); a 4xxx close is final.
+// Close codes and their messages come from the page (collab/protocol.py is their home).
 
 const IDLE_TICK_MS = 1000;
 const STUCK_MS = 20_000; // a request unanswered this long on an open socket: reconnect
@@ -47,6 +43,7 @@ export function displayName(storage = window.localStorage) {
  * @param {import('./sync-client.js').SyncClient} o.client
  * @param {(msg: object) => void} o.onMessage  parsed JSON frames
  * @param {(s: {state: string, message?: string}) => void} o.onState
+ * @param {{closeRetry: number, closeMessages: Object<string, string>}} o.protocol
  * @param {string} o.name
  * @returns {{send: (json: string) => void, state: () => string}}
  */
@@ -114,8 +111,9 @@ export function connect(o) {
     }
     if (socket !== latest) return; // a discarded socket closing late
     if (code >= 4000 && code < 5000) {
-      final = { code, message: FINAL_MESSAGES[code] || e.detail.event.reason || `Disconnected (${code}).` };
-    } else if (code === 1000 || code === 1001 || code === 1005) {
+      const known = o.protocol.closeMessages[String(code)];
+      final = { code, message: known || e.detail.event.reason || `Disconnected (${code}).` };
+    } else if (code === 1000 || code === 1001 || code === 1005 || code === o.protocol.closeRetry) {
       // The extension gives up after these; we don't (a server restart can send them).
       const delay = reconnectDelay(closeRetries++);
       setTimeout(() => {

@@ -10,13 +10,16 @@ const textarea = document.getElementById("editor");
 const statusEl = document.getElementById("status");
 const collab = document.getElementById("collab");
 const initialEl = document.getElementById("initial-text");
+const protocolEl = document.getElementById("tandem-protocol");
 
-if (textarea && statusEl && collab && initialEl) start();
+if (textarea && statusEl && collab && initialEl && protocolEl) start();
 
 function start() {
   // The shadow comes from data, not from the text area (the HTML parser eats a
   // leading newline, and the browser may have normalised the text).
   const initial = JSON.parse(initialEl.textContent);
+  // Close codes and limits, from the server's protocol module.
+  const protocol = JSON.parse(protocolEl.textContent);
   const version = Number(statusEl.dataset.version) || 0;
   // Anything typed before this module ran is a local edit on top of the shadow.
   const early = textarea.value;
@@ -31,6 +34,7 @@ function start() {
   const client = new SyncClient({
     text: initial,
     version,
+    maxBytes: protocol.maxRequestBytes,
     send: (json) => connection && connection.send(json),
     onRemote: (delta, text) => editor.applyRemote(delta, text),
     onChange: () => showStatus(),
@@ -79,6 +83,7 @@ function start() {
       element: collab,
       htmx: window.htmx,
       client,
+      protocol,
       name: displayName(),
       onMessage: deliver,
       onState: (s) => {

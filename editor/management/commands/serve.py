@@ -98,6 +98,15 @@ def _finish_cancelled_tasks() -> None:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
 
+def _release_leases() -> None:
+    """Give back the documents this process ran, so that another process (or this one,
+    restarted) takes them over at once instead of waiting for the leases to expire."""
+    from collab.host import all_hosts
+
+    for host in all_hosts():
+        host.release_all()
+
+
 WEBSOCKET_MAX_BYTES = 64 * 1024 * 1024
 
 
@@ -146,4 +155,5 @@ class Command(BaseCommand):
             websocket_timeout=-1,  # editors stay connected for as long as they like
         ).run()
         _finish_cancelled_tasks()
+        _release_leases()
         self.stdout.write("Tandem stopped.")

@@ -1,0 +1,180 @@
+"""The broadcaster: what a document's group hears, paced by one mechanism.
+
+Three kinds of news go to every editor of the document, wherever it is connected: the
+document moved on (`doc.changed`, carrying the pushes themselves), the HTML that shows it
+(`doc.fragments`: preview blocks that changed and the status line) and who is here
+(`doc.presence`). Each goes out through a `Paced` sender: at once when the last one is
+old enough, otherwise once more when it is, covering everything that happened meanwhile.
+A broadcast costs O(editors), so the big ones are spaced by room size, which keeps their
+share of the CPU the same for 10 editors and for 300.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from collab import fragments
+from collab.engine import DocumentEngine
+from collab.preview import PreviewState
+from collab.protocol import DocChanged, DocFragments, DocPresence, PreviewReply, Push
+from collab.roster import Roster
+
+# News of a change: at most once per this many seconds per editor in the room (10
+# editors: 2 ms apart; 200 editors: 40 ms apart, which latency can afford), and bursts
+# travel as fewer, larger pushes.
+FANOUT_SECONDS_PER_EDITOR = 0.0002
+FANOUT_MAX_INTERVAL = 0.05
+# Fragments: at most every 0.1 s, and in a big room at most once per this many seconds
+# per editor (a preview 0.2 s old is as good as 0.1 s to 200 people).
+FRAGMENT_INTERVAL = 0.1
+FRAGMENT_SECONDS_PER_EDITOR = 0.001
+FRAGMENT_MAX_INTERVAL = 1.0
+# Presence: when 200 people arrive at once, a few broadcasts instead of 200.
+PRESENCE_INTERVAL = 0.1
+
+
+def broadcast_interval(editors: int, per_editor: float, least: float, most: float) -> float:
+    """The time between two broadcasts to a room of `editors`: `per_editor` seconds each,
+    within [least, most]."""
+    return min(most, max(least, per_editor * editors))
+
+
+class Paced:
+    """Runs `send` soon after each `schedule()`: at once if the last run began at least
+    `interval()` ago, else when it has; everything scheduled while it waits or runs is
+    covered by one more run (`send` reads the state when it runs)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        send: Callable[[], Awaitable[None]],
+        interval: Callable[[], float],
+    ) -> None:
+        self._loop = loop
+        self._send = send
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._due = False
+        self._last = 0.0
+
+    def schedule(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = self._loop.create_task(self._run())
+        else:
+            self._due = True
+
+    async def _run(self) -> None:
+        while True:
+            wait = self._last + self._interval() - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._due = False
+            self._last = time.monotonic()
+            await self._send()
+            if not self._due:
+                return
+
+
+class Broadcaster:
+    def __init__(
+        self,
+        group: str,
+        epoch: int,
+        engine: DocumentEngine,
+        preview: PreviewState,
+        roster: Roster,
+        durable_version: Callable[[], int],
+        last_change: Callable[[], Any],
+    ) -> None:
+        """`preview` has rendered the engine's text already (`render_full`)."""
+        self.group = group
+        self.epoch = epoch
+        self.closed = False
+        self._engine = engine
+        self._preview = preview
+        self._roster = roster
+        self._durable_version = durable_version
+        self._last_change = last_change
+        # Only touched on the event loop; `preview` itself is updated in a worker thread.
+        self._preview_blocks = list(preview.blocks)
+        self.preview_generation = 0
+        loop = asyncio.get_running_loop()
+        self._news = Paced(loop, self._send_news, self._news_interval)
+        self._fragments = Paced(loop, self._send_fragments, self._fragment_interval)
+        self._presence = Paced(loop, self._send_presence, lambda: PRESENCE_INTERVAL)
+
+    def changed(self) -> None:
+        """The document moved on (a commit)."""
+        self._news.schedule()
+        self._fragments.schedule()
+
+    def presence_changed(self) -> None:
+        self._presence.schedule()
+
+    def full_preview(self) -> PreviewReply:
+        """The whole preview as the room has it now (for an editor that joined, or that
+        missed a preview diff)."""
+        html = fragments.preview(self._preview_blocks, swap_oob=True)
+        return PreviewReply(self.epoch, self.preview_generation, html)
+
+    async def _group_send(self, message: dict[str, Any]) -> None:
+        if not self.closed:
+            await get_channel_layer().group_send(self.group, message)
+
+    # -- news --------------------------------------------------------------------------
+
+    def _news_interval(self) -> float:
+        return broadcast_interval(
+            len(self._roster), FANOUT_SECONDS_PER_EDITOR, 0.0, FANOUT_MAX_INTERVAL
+        )
+
+    async def _send_news(self) -> None:
+        """One push per version editors were left at (one JSON encoding each), to the
+        durable version, in one group message. An editor whose version is not among them
+        (it missed a message: the layer drops some by design) sees the gap and syncs."""
+        version = self._durable_version()
+        starts = self._roster.versions(below=version)
+        pushes: list[tuple[int, str]] = []
+        for base in sorted(starts):
+            delta = self._engine.changes(base, version)
+            if delta is not None:
+                pushes.append((base, Push(base, version, delta).encode()))
+        self._roster.moved_on({base for base, _ in pushes}, version)
+        await self._group_send(DocChanged(version, pushes).encode())
+
+    # -- fragments ---------------------------------------------------------------------
+
+    def _fragment_interval(self) -> float:
+        return broadcast_interval(
+            len(self._roster), FRAGMENT_SECONDS_PER_EDITOR, FRAGMENT_INTERVAL, FRAGMENT_MAX_INTERVAL
+        )
+
+    async def _send_fragments(self) -> None:
+        if self.closed:
+            return
+        text = self._engine.text
+        base = self.preview_generation
+        # Usually well under a millisecond, but a change that turns the rest of a large
+        # document into a code block re-renders all of it: keep that off the event loop.
+        preview_html = await asyncio.to_thread(self._preview.update, text)
+        if preview_html is not None:
+            self.preview_generation += 1
+            self._preview_blocks = list(self._preview.blocks)
+        status_html = fragments.statusline(
+            self._preview.words, self._durable_version(), self._last_change(), swap_oob=True
+        )
+        message = DocFragments(
+            self.epoch, status_html, preview_html or "", base, self.preview_generation
+        )
+        await self._group_send(message.encode())
+
+    # -- presence ----------------------------------------------------------------------
+
+    async def _send_presence(self) -> None:
+        html = fragments.presence(self._roster.names(), swap_oob=True)
+        await self._group_send(DocPresence(html).encode())

@@ -1,0 +1,300 @@
+"""The host: this process's rooms, and the way to any document's room in any process.
+
+`get_host().call(doc_id, call)` answers a room call (collab/protocol.py) wherever the
+document's room runs:
+
+- in this process: the room is called directly (no channel layer, no encoding: the
+  single-process default costs what a method call costs);
+- in another process (it holds the document's lease): the call goes to that process's
+  channel and the reply comes back on a channel of our own;
+- nowhere: this process claims the lease (collab/ownership.py), loads the room from
+  storage and tells the document's group (`room.opened`).
+
+A call that finds no room (it stopped, was unloaded, or its process died: no reply
+within the lease time) is asked again: the lease of a dead process expires and the
+next call takes the document over. Every call is idempotent (sync requests carry their
+`(cid, rid)`), so asking again never applies anything twice.
+
+One host per event loop (tests run many loops in one process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import weakref
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from collab import ownership, store
+from collab.engine import DocumentEngine
+from collab.ownership import Holder, Lease
+from collab.preview import PreviewState
+from collab.protocol import (
+    CALL,
+    NotHere,
+    ProtocolError,
+    Refused,
+    RoomCall,
+    RoomOpened,
+    RoomReply,
+    encode_call,
+    encode_reply,
+    group_name,
+    parse_call,
+    parse_reply,
+)
+from collab.room import LIVE_PREVIEW_BLOCK_LIMIT, Room
+from collab.sequencer import RoomGone
+from collab.storage_thread import in_store_thread
+
+log = logging.getLogger("tandem.collab")
+
+# Asking again: at most this many tries, and a short pause when the room was not found
+# (a lease that has not expired yet, a room that is still closing). A call to another
+# process that has no reply after CALL_TIMEOUT is asked again (of whoever holds the
+# lease by then: a dead owner's lease expires after TANDEM_LEASE_SECONDS); the tries and
+# pauses together outlast a lease several times over.
+MAX_TRIES = 8
+RETRY_PAUSE = 0.2
+CALL_TIMEOUT = 2.0
+
+
+def lease_seconds() -> float:
+    return float(getattr(settings, "TANDEM_LEASE_SECONDS", 5.0))
+
+
+class RoomUnavailable(Exception):
+    """No room could answer (storage failing, or no process could take the document)."""
+
+
+class Host:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        # Who we are in the lease table; unique per host, readable in a log.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._rooms: dict[str, Room] = {}
+        self._loading: dict[str, asyncio.Future[Room | Holder]] = {}
+        self._holders: dict[str, Holder] = {}  # where other processes' rooms are
+        self._channel: str | None = None  # where other processes send us room calls
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._listener: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+
+    # -- calling a room ------------------------------------------------------------------
+
+    async def call(
+        self, doc_id: str, call: RoomCall, timeout: float | None = None, *, load: bool = True
+    ) -> RoomReply:
+        """The document's room's reply to `call`. Raises DocumentMissing (deleted) or
+        RoomUnavailable (nobody could answer; the caller should retry later). With
+        `load=False` a document whose room runs nowhere is not loaded for this call: the
+        reply is then NotHere (a goodbye to a room that is gone needs no room)."""
+        if timeout is None:
+            timeout = CALL_TIMEOUT
+        for attempt in range(MAX_TRIES):
+            target = await self._locate(doc_id) if load else await self._find(doc_id)
+            if target is None:
+                return NotHere()
+            if isinstance(target, Room):
+                try:
+                    return await target.call(call)
+                except RoomGone:
+                    pass  # it stopped under us: the next try loads it afresh
+            else:
+                reply = await self._remote_call(target, doc_id, call, timeout)
+                if reply is not None and not isinstance(reply, NotHere):
+                    return reply
+                self._holders.pop(doc_id, None)
+            await asyncio.sleep(RETRY_PAUSE * attempt)
+        raise RoomUnavailable(doc_id)
+
+    def local_room(self, doc_id: str) -> Room | None:
+        room = self._rooms.get(doc_id)
+        return room if room is not None and not room.closed else None
+
+    def rooms(self) -> list[Room]:
+        return [r for r in self._rooms.values() if not r.closed]
+
+    async def _find(self, doc_id: str) -> Room | Holder | None:
+        """Where the document's room runs, if it runs anywhere; loads nothing."""
+        found: Room | Holder | None = self.local_room(doc_id) or self._holders.get(doc_id)
+        if found is None:
+            found = await in_store_thread(ownership.holder, doc_id)
+            if found is not None and found.channel == self._channel:
+                return None  # our own lease, of a room that closed: nothing to tell
+        return found
+
+    async def _locate(self, doc_id: str) -> Room | Holder:
+        room = self.local_room(doc_id)
+        if room is not None:
+            return room
+        holder = self._holders.get(doc_id)
+        if holder is not None:
+            return holder
+        loading = self._loading.get(doc_id)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        loading = self.loop.create_future()
+        self._loading[doc_id] = loading
+        try:
+            target = await self._claim(doc_id)
+            if isinstance(target, Holder):
+                self._holders[doc_id] = target
+            loading.set_result(target)
+            return target
+        except BaseException as error:
+            if not loading.done():
+                loading.set_exception(error)
+                loading.exception()  # retrieved: waiters get it, nobody logs it twice
+            raise
+        finally:
+            self._loading.pop(doc_id, None)
+
+    async def _claim(self, doc_id: str) -> Room | Holder:
+        channel = await self._ensure_listening()
+        claimed = await in_store_thread(
+            ownership.claim, doc_id, self.owner, channel, lease_seconds()
+        )
+        if isinstance(claimed, Holder):
+            return claimed
+        try:
+            room = await self._load(doc_id, claimed)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await in_store_thread(ownership.release, doc_id, self.owner, claimed.epoch)
+            raise
+        self._rooms[doc_id] = room
+        self._ensure_renewing()
+        await get_channel_layer().group_send(group_name(doc_id), RoomOpened(room.epoch).encode())
+        return room
+
+    async def _load(self, doc_id: str, lease: Lease) -> Room:
+        log_ = await in_store_thread(store.load_log, doc_id)
+        engine = DocumentEngine(log_)
+        # Rendering a large document takes a while: not on the event loop.
+        preview = PreviewState(block_limit=LIVE_PREVIEW_BLOCK_LIMIT)
+        await asyncio.to_thread(preview.render_full, engine.text)
+        return Room(
+            doc_id,
+            engine,
+            preview,
+            epoch=lease.epoch,
+            updates_since_snapshot=log_.version - log_.snapshot_version,
+            on_close=self._closed,
+        )
+
+    def _closed(self, room: Room) -> None:
+        if self._rooms.get(room.doc_id) is room:
+            del self._rooms[room.doc_id]
+        # Give the lease back at once, so the next claim (here or elsewhere) need not
+        # wait for it to expire. A lease already lost is left alone (its epoch moved).
+        self._spawn(self._release(room.doc_id, room.epoch))
+
+    async def _release(self, doc_id: str, epoch: int) -> None:
+        with contextlib.suppress(Exception):
+            await in_store_thread(ownership.release, doc_id, self.owner, epoch)
+
+    async def _remote_call(
+        self, holder: Holder, doc_id: str, call: RoomCall, timeout: float
+    ) -> RoomReply | None:
+        """The reply of another process's room, or None if none came in time."""
+        layer = get_channel_layer()
+        reply_to = await layer.new_channel("tandem.reply")
+        await layer.send(holder.channel, encode_call(doc_id, reply_to, call))
+        try:
+            message = await asyncio.wait_for(layer.receive(reply_to), timeout)
+        except TimeoutError:
+            log.warning("no reply from %s for document %s; asking again", holder.owner, doc_id)
+            return None
+        return parse_reply(message)
+
+    # -- answering other processes' calls -----------------------------------------------
+
+    async def _ensure_listening(self) -> str:
+        if self._channel is None:
+            self._channel = await get_channel_layer().new_channel("tandem.host")
+            self._listener = self.loop.create_task(self._listen(self._channel), name="host")
+        return self._channel
+
+    async def _listen(self, channel: str) -> None:
+        layer = get_channel_layer()
+        while True:
+            try:
+                message = await layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("room calls: receive failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            if message.get("type") == CALL:
+                self._spawn(self._answer(message))
+
+    async def _answer(self, message: dict[str, Any]) -> None:
+        doc_id, reply_to, call = parse_call(message)
+        room = self.local_room(doc_id)
+        reply: RoomReply
+        if room is None:
+            reply = NotHere()
+        else:
+            try:
+                reply = await room.call(call)
+            except RoomGone:
+                reply = NotHere()
+            except ProtocolError as error:
+                reply = Refused(error.code, error.message)
+        with contextlib.suppress(Exception):
+            await get_channel_layer().send(reply_to, encode_reply(reply))
+
+    # -- keeping leases ------------------------------------------------------------------
+
+    def _ensure_renewing(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = self.loop.create_task(self._renew(), name="lease renewal")
+
+    async def _renew(self) -> None:
+        """Renew our leases well within their time; close a room whose lease is gone."""
+        while self._rooms:
+            await asyncio.sleep(lease_seconds() / 3)
+            try:
+                held = await in_store_thread(ownership.renew, self.owner, lease_seconds())
+            except Exception:
+                log.exception("renewing leases failed; retrying")
+                continue
+            for doc_id, room in list(self._rooms.items()):
+                if held.get(doc_id) != room.epoch:
+                    room.lost_lease()
+
+    def release_all(self) -> None:
+        """At shutdown (from a thread with database access): give every lease back."""
+        for room in list(self._rooms.values()):
+            with contextlib.suppress(Exception):
+                ownership.release(room.doc_id, self.owner, room.epoch)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = self.loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+_hosts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Host] = weakref.WeakKeyDictionary()
+
+
+def get_host() -> Host:
+    """The host of the running event loop."""
+    loop = asyncio.get_running_loop()
+    host = _hosts.get(loop)
+    if host is None:
+        host = _hosts[loop] = Host(loop)
+    return host
+
+
+def all_hosts() -> list[Host]:
+    return list(_hosts.values())
