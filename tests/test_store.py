@@ -126,8 +126,8 @@ def test_snapshots_bound_what_loading_reads() -> None:
 
 def test_group_commit_of_many_documents_with_one_bad_job() -> None:
     docs = [store.create_document(f"D{i}", f"{i}") for i in range(5)]
-    jobs: list[store.Job] = [(d.id, [Writer(d.id).edit("+")], None) for d in docs]
-    jobs.insert(2, (docs[0].id, [StoredUpdate(1, b"\x00\x00")], None))  # seq 1 is taken
+    jobs: list[store.Job] = [(d.id, [Writer(d.id).edit("+")], None, None) for d in docs]
+    jobs.insert(2, (docs[0].id, [StoredUpdate(1, b"\x00\x00")], None, None))  # seq 1 is taken
     errors = store.append_many(jobs)
     assert [e is None for e in errors] == [True, True, False, True, True, True]
     assert isinstance(errors[2], IntegrityError)
@@ -137,8 +137,8 @@ def test_group_commit_of_many_documents_with_one_bad_job() -> None:
 def test_group_commit_when_a_document_was_deleted_meanwhile() -> None:
     kept, gone = store.create_document("Kept"), store.create_document("Gone")
     jobs: list[store.Job] = [
-        (gone.id, [Writer(gone.id).edit("x")], None),
-        (kept.id, [Writer(kept.id).edit("y")], None),
+        (gone.id, [Writer(gone.id).edit("x")], None, None),
+        (kept.id, [Writer(kept.id).edit("y")], None, None),
     ]
     Document.objects.filter(pk=gone.id).delete()
     errors = store.append_many(jobs)
