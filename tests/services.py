@@ -227,26 +227,33 @@ class PostgresServer:
             raise RuntimeError(f"initdb failed:\n{output.decode(errors='replace')}")
         for _ in range(PORT_ATTEMPTS):
             self.port = free_port()
-            # fmt: off
-            command = [
-                str(self.bin / "postgres"), "-D", str(self.data),
-                "-p", str(self.port), "-k", str(self.dir),
-                "-c", "listen_addresses=127.0.0.1",
-                "-c", "fsync=off", "-c", "synchronous_commit=off",
-                "-c", "full_page_writes=off",
-                "-c", "max_connections=200",
-            ]
-            # fmt: on
-            with self.log_path.open("ab") as log:
-                self.proc = self._run(
-                    command,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            if self._wait_until_ready():
+            if self._launch():
                 return self
         self.stop()
         raise RuntimeError(f"postgres did not start:\n{_tail(self.log_path)}")
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop the server, wait `down_for` seconds, and start it again on the same port
+        with the same data: what clients see of a database restart or failover."""
+        self.stop()
+        time.sleep(down_for)
+        if not self._launch():
+            raise RuntimeError(f"postgres did not start again:\n{_tail(self.log_path)}")
+
+    def _launch(self) -> bool:
+        # fmt: off
+        command = [
+            str(self.bin / "postgres"), "-D", str(self.data),
+            "-p", str(self.port), "-k", str(self.dir),
+            "-c", "listen_addresses=127.0.0.1",
+            "-c", "fsync=off", "-c", "synchronous_commit=off",
+            "-c", "full_page_writes=off",
+            "-c", "max_connections=200",
+        ]
+        # fmt: on
+        with self.log_path.open("ab") as log:
+            self.proc = self._run(command, stdout=log, stderr=subprocess.STDOUT)
+        return self._wait_until_ready()
 
     def _wait_until_ready(self) -> bool:
         """True once it accepts a connection; False if it exited (its port was taken)."""
