@@ -97,25 +97,33 @@ class RedisServer:
     def start(self) -> RedisServer:
         for _ in range(PORT_ATTEMPTS):
             self.port = free_port()
-            # fmt: off
-            command = [
-                self.binary,
-                "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--daemonize", "no",
-                "--dir", str(self.dir),
-            ]
-            # fmt: on
-            with self.log_path.open("ab") as log:
-                self.proc = subprocess.Popen(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            if self._wait_until_ready():
+            if self._launch():
                 return self
         self.stop()
         raise RuntimeError(f"redis-server did not start:\n{_tail(self.log_path)}")
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop, wait `down_for` seconds, start again on the same port, empty (no
+        persistence): what the channel layer sees of a Redis restart."""
+        self.stop()
+        time.sleep(down_for)
+        if not self._launch():
+            raise RuntimeError(f"redis-server did not start again:\n{_tail(self.log_path)}")
+
+    def _launch(self) -> bool:
+        # fmt: off
+        command = [
+            self.binary,
+            "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--daemonize", "no",
+            "--dir", str(self.dir),
+        ]
+        # fmt: on
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+        return self._wait_until_ready()
 
     def ping(self) -> bool:
         try:
