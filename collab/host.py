@@ -38,6 +38,7 @@ from collab.ownership import Holder, Lease
 from collab.preview import PreviewState
 from collab.protocol import (
     CALL,
+    REPLY,
     NotHere,
     ProtocolError,
     Refused,
@@ -82,7 +83,12 @@ class Host:
         self._rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Future[Room | Holder]] = {}
         self._holders: dict[str, Holder] = {}  # where other processes' rooms are
-        self._channel: str | None = None  # where other processes send us room calls
+        # Where other processes send us room calls, and their replies to ours: one
+        # channel and one receive loop for both. (A receive of channels-redis must not
+        # be cancelled, as a timeout on a channel of its own per call would: it breaks
+        # the process's connection to Redis.)
+        self._channel: str | None = None
+        self._waiting: dict[str, asyncio.Future[RoomReply]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
@@ -163,6 +169,7 @@ class Host:
             ownership.claim, doc_id, self.owner, channel, lease_seconds()
         )
         if isinstance(claimed, Holder):
+            log.debug("document %s runs in %s (epoch %s)", doc_id, claimed.owner, claimed.epoch)
             return claimed
         try:
             room = await self._load(doc_id, claimed)
@@ -171,6 +178,7 @@ class Host:
                 await in_store_thread(ownership.release, doc_id, self.owner, claimed.epoch)
             raise
         self._rooms[doc_id] = room
+        log.info("document %s: room loaded here (epoch %s)", doc_id, claimed.epoch)
         self._ensure_renewing()
         await get_channel_layer().group_send(group_name(doc_id), RoomOpened(room.epoch).encode())
         return room
@@ -205,21 +213,30 @@ class Host:
         self, holder: Holder, doc_id: str, call: RoomCall, timeout: float
     ) -> RoomReply | None:
         """The reply of another process's room, or None if none came in time."""
-        layer = get_channel_layer()
-        reply_to = await layer.new_channel("tandem.reply")
-        await layer.send(holder.channel, encode_call(doc_id, reply_to, call))
+        reply_to = await self._ensure_listening()
+        call_id = secrets.token_hex(8)
+        waiting: asyncio.Future[RoomReply] = self.loop.create_future()
+        self._waiting[call_id] = waiting
         try:
-            message = await asyncio.wait_for(layer.receive(reply_to), timeout)
+            await get_channel_layer().send(
+                holder.channel, encode_call(doc_id, reply_to, call_id, call)
+            )
+            return await asyncio.wait_for(waiting, timeout)
         except TimeoutError:
             log.warning("no reply from %s for document %s; asking again", holder.owner, doc_id)
             return None
-        return parse_reply(message)
+        finally:
+            self._waiting.pop(call_id, None)
 
     # -- answering other processes' calls -----------------------------------------------
 
     async def _ensure_listening(self) -> str:
         if self._channel is None:
-            self._channel = await get_channel_layer().new_channel("tandem.host")
+            # The default prefix on purpose: channels-redis receives all of a process's
+            # channels through one Redis key, popped by whichever receive holds its
+            # lock; a channel of another prefix makes that receive block on the wrong
+            # key for seconds while the consumers' messages wait.
+            self._channel = await get_channel_layer().new_channel()
             self._listener = self.loop.create_task(self._listen(self._channel), name="host")
         return self._channel
 
@@ -234,11 +251,17 @@ class Host:
                 log.exception("room calls: receive failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
-            if message.get("type") == CALL:
+            kind = message.get("type")
+            if kind == CALL:
                 self._spawn(self._answer(message))
+            elif kind == REPLY:
+                call_id, reply = parse_reply(message)
+                waiting = self._waiting.get(call_id)
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(reply)
 
     async def _answer(self, message: dict[str, Any]) -> None:
-        doc_id, reply_to, call = parse_call(message)
+        doc_id, reply_to, call_id, call = parse_call(message)
         room = self.local_room(doc_id)
         reply: RoomReply
         if room is None:
@@ -251,7 +274,7 @@ class Host:
             except ProtocolError as error:
                 reply = Refused(error.code, error.message)
         with contextlib.suppress(Exception):
-            await get_channel_layer().send(reply_to, encode_reply(reply))
+            await get_channel_layer().send(reply_to, encode_reply(call_id, reply))
 
     # -- keeping leases ------------------------------------------------------------------
 

@@ -252,10 +252,11 @@ class ErrorMessage:
 
 # ---------------------------------------------------------------- calls to a room
 #
-# A call is a dict {"type": "room.call", "op": ..., "doc": ..., "reply": channel, ...}
-# sent to the owning process's channel; the reply is a dict {"type": "room.reply", ...}
-# sent to `reply`. In the owning process itself the room is called directly with the
-# same objects (no channel layer, no encoding).
+# A call is a dict {"type": "room.call", "doc", "reply": channel, "id", "op": {...}} sent
+# to the owning process's channel; the reply is {"type": "room.reply", "id", "reply":
+# {...}} sent to the caller's process channel, where `id` finds the waiting call. In the
+# owning process itself the room is called directly with the same objects (no channel
+# layer, no encoding).
 
 
 class _Wire:
@@ -342,14 +343,14 @@ _CALLS: dict[str, type[Any]] = {
 }
 
 
-def encode_call(doc_id: str, reply: str, call: RoomCall) -> dict[str, Any]:
-    return {"type": CALL, "doc": doc_id, "reply": reply, "op": call.encode()}
+def encode_call(doc_id: str, reply_to: str, call_id: str, call: RoomCall) -> dict[str, Any]:
+    return {"type": CALL, "doc": doc_id, "reply": reply_to, "id": call_id, "op": call.encode()}
 
 
-def parse_call(message: dict[str, Any]) -> tuple[str, str, RoomCall]:
-    """(document, reply channel, call) of a `room.call` message."""
+def parse_call(message: dict[str, Any]) -> tuple[str, str, str, RoomCall]:
+    """(document, reply channel, call id, call) of a `room.call` message."""
     op = message["op"]
-    return message["doc"], message["reply"], _CALLS[op["type"]].parse(op)
+    return message["doc"], message["reply"], message["id"], _CALLS[op["type"]].parse(op)
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,14 +405,15 @@ _REPLIES: dict[str, type[Any]] = {
 }
 
 
-def encode_reply(reply: RoomReply) -> dict[str, Any]:
-    return {"type": REPLY, "reply": reply.encode()}
+def encode_reply(call_id: str, reply: RoomReply) -> dict[str, Any]:
+    return {"type": REPLY, "id": call_id, "reply": reply.encode()}
 
 
-def parse_reply(message: dict[str, Any]) -> RoomReply:
+def parse_reply(message: dict[str, Any]) -> tuple[str, RoomReply]:
+    """(call id, reply) of a `room.reply` message."""
     body = message["reply"]
     reply: RoomReply = _REPLIES[body["type"]].parse(body)
-    return reply
+    return message["id"], reply
 
 
 # ---------------------------------------------------------------- room -> group

@@ -266,12 +266,12 @@ def database(url: str, data_dir: Path) -> dict[str, Any]:
 # carries its version, and a gap is filled from the database.
 CHANNEL_CAPACITY = 10_000
 CHANNEL_EXPIRY = 60
-# channels-redis drops a member from its group this long after it joined (default: one
-# day), so an editor open longer would stop hearing its document. The price of a long
-# one: the channels of a process that was killed stay in their groups (and receive
-# messages nobody reads, each list bounded by CHANNEL_CAPACITY and CHANNEL_EXPIRY) until
-# this runs out; a clean stop leaves its groups.
-GROUP_EXPIRY = 30 * 24 * 3600
+# channels-redis drops a member from its group this long after it last joined. Every
+# consumer joins its document's group again with each heartbeat (collab/roster.py,
+# every 10 s), so a live editor never falls out; the channels of a process that was
+# killed (which nobody reads) leave the groups within this time instead of a day.
+GROUP_EXPIRY = 120
+REDIS_READ_TIMEOUT = 15.0
 
 
 def channel_layer(redis_url: str) -> dict[str, Any]:
@@ -280,7 +280,11 @@ def channel_layer(redis_url: str) -> dict[str, Any]:
         return {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [redis_url],
+                # redis-py 8 reads with a 5 s timeout by default, the very time that
+                # channels-redis blocks waiting for a message on an idle channel: every
+                # quiet moment then ends in "Timeout reading from ..." and a broken
+                # receive. A dead Redis still shows within REDIS_READ_TIMEOUT.
+                "hosts": [{"address": redis_url, "socket_timeout": REDIS_READ_TIMEOUT}],
                 "capacity": CHANNEL_CAPACITY,
                 "expiry": CHANNEL_EXPIRY,
                 "group_expiry": GROUP_EXPIRY,

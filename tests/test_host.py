@@ -150,3 +150,40 @@ async def test_a_paused_owner_that_lost_its_lease_cannot_append(
     log = await log_of(doc)
     assert [u.seq for u in log.updates] == [1, 2, 3]
     await stop(a, b)
+
+
+async def test_on_redis_a_host_listening_never_holds_up_its_consumers(
+    settings: Any, redis_url: str
+) -> None:
+    """channels-redis receives all of a process's channels through one Redis key, popped
+    by whichever receive holds one lock. The host's own channel (where room calls and
+    replies arrive) must be one of those: on a key of its own, its waiting receive held
+    the lock for seconds at a time while the consumers' group messages sat unread."""
+    from channels.layers import get_channel_layer
+
+    from editor import conf
+
+    settings.CHANNEL_LAYERS = {"default": conf.channel_layer(redis_url.rsplit("/", 1)[0] + "/9")}
+    layer = get_channel_layer()
+    loop = asyncio.get_running_loop()
+    a, b = Host(loop), Host(loop)
+    doc = await new_document("abc")
+    consumer = await layer.new_channel()
+    await layer.group_add(f"doc.{doc}", consumer)
+    await a.call(doc, JoinCall(consumer, "Ada"))  # A runs the room and now listens
+    await a.call(doc, sync("tab-a-0001", 1, 1, []))
+    a_room = a.local_room(doc)
+    assert a_room is not None
+    a_room.roster.answered(consumer, 1)
+    await asyncio.sleep(0.3)  # the listener's receive is waiting now
+    for rid in (1, 2, 3):
+        started = loop.time()
+        answer = await b.call(doc, sync("tab-b-0001", rid, rid, [{"insert": "x"}]))
+        assert isinstance(answer, Synced)
+        while True:  # the news reaches the consumer's channel at once, not seconds later
+            message = await asyncio.wait_for(layer.receive(consumer), 2)
+            if message["type"] == "doc.changed" and message["version"] == answer.version:
+                break
+        assert loop.time() - started < 1.0
+        await asyncio.sleep(0.3)
+    await stop(a, b)

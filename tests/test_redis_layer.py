@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from channels_redis.core import RedisChannelLayer
 
+from collab.roster import HEARTBEAT_SECONDS
 from editor import conf
 
 
@@ -22,10 +23,15 @@ def test_without_redis_it_is_the_in_memory_layer() -> None:
 def test_with_redis_it_is_channels_redis_sized_like_the_in_memory_layer() -> None:
     layer = conf.channel_layer("redis://cache.internal:6379/2")
     assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
-    assert layer["CONFIG"]["hosts"] == ["redis://cache.internal:6379/2"]
+    (host,) = layer["CONFIG"]["hosts"]
+    assert host["address"] == "redis://cache.internal:6379/2"
+    # Longer than channels-redis's 5 s wait for a message, or every quiet moment breaks
+    # the receive (redis-py 8 reads with a 5 s timeout by default).
+    assert host["socket_timeout"] > 5
     assert layer["CONFIG"]["capacity"] == 10_000
-    # Chosen, not the library's one-day default (see conf.GROUP_EXPIRY for why).
-    assert layer["CONFIG"]["group_expiry"] == conf.GROUP_EXPIRY
+    # Consumers join their group again with every heartbeat, so a short expiry drops only
+    # the channels of a dead process, never a live editor's.
+    assert layer["CONFIG"]["group_expiry"] >= 3 * HEARTBEAT_SECONDS
 
 
 def _process(redis_url: str) -> RedisChannelLayer:
