@@ -46,10 +46,14 @@ from collab.protocol import (
     parse_browser_frame,
 )
 from collab.roster import HEARTBEAT_SECONDS
+from editor import access
+from editor.access import Action, Role
 from editor.models import Document
 
 log = logging.getLogger("tandem.collab")
 LEAVE_TIMEOUT = 2.0  # a goodbye is not worth holding a closing connection for longer
+NO_ACCESS_REASON = "You need a link to open this document. Ask the person who shared it."
+REVOKED_REASON = "The links to this document were reset. Ask whoever shared it for a new one."
 
 
 def _host_allowed(headers: list[tuple[bytes, bytes]]) -> bool:
@@ -83,6 +87,7 @@ class DocumentConsumer(AsyncWebsocketConsumer):
     room_epoch: int = -1
     preview_generation: int = -1
     _heartbeat: asyncio.Task[None] | None = None
+    role: Role = Role.NONE  # decided once, at connect (editor.access)
 
     async def connect(self) -> None:
         self.doc_id = self.scope["url_route"]["kwargs"]["doc_id"]
@@ -92,6 +97,8 @@ class DocumentConsumer(AsyncWebsocketConsumer):
         headers = self.scope.get("headers", [])
         if not is_same_origin(headers) or not _host_allowed(headers):
             await self.close(code=CLOSE_FORBIDDEN, reason="cross-origin connection refused")
+            return
+        if not await self._admit():
             return
         if not await _document_exists(self.doc_id):
             await self.close(code=CLOSE_NOT_FOUND, reason="no such document")
@@ -126,6 +133,21 @@ class DocumentConsumer(AsyncWebsocketConsumer):
         except Exception:
             # The room's process went away: its successor never heard of this member.
             log.debug("leave of %s not delivered", self.channel_name, exc_info=True)
+
+    # -- access (decided by editor.access) ------------------------------------------
+
+    async def _admit(self) -> bool:
+        """Close with 4403 unless this connection may read the document."""
+        self.role = await database_sync_to_async(access.scope_role)(self.scope, self.doc_id)
+        if access.may(self.role, Action.READ):
+            return True
+        await self.close(code=CLOSE_FORBIDDEN, reason=NO_ACCESS_REASON)
+        return False
+
+    def _may_change(self, request: SyncRequest) -> bool:
+        """A viewer may sync (to follow the document) but not change it: ops or an
+        undo/redo are refused whole, and nothing is applied."""
+        return not (request.ops or request.action) or access.may(self.role, Action.EDIT)
 
     async def _send(self, text: str) -> None:
         """Send a frame; if the browser is gone (Daphne raises "Attempt to send on a
@@ -214,6 +236,12 @@ class DocumentConsumer(AsyncWebsocketConsumer):
             await self._handle_sync(message)
 
     async def _handle_sync(self, request: SyncRequest) -> None:
+        if not self._may_change(request):
+            error = ErrorMessage(
+                "read_only", "This link is view-only: changes are not accepted.", request.rid
+            )
+            await self._send(error.encode())
+            return
         if self.session is None:
             self.session = request.cid
         elif request.cid != self.session:
@@ -280,6 +308,11 @@ class DocumentConsumer(AsyncWebsocketConsumer):
 
     async def doc_deleted(self, event: dict[str, Any]) -> None:
         await self._close(CLOSE_NOT_FOUND, "document deleted")
+
+    async def access_revoked(self, event: dict[str, Any]) -> None:
+        """The document's share links were reset: guests who came through them leave."""
+        if self.role is not Role.OWNER:
+            await self._close(CLOSE_FORBIDDEN, REVOKED_REASON)
 
     async def room_opened(self, event: dict[str, Any]) -> None:
         """A room was loaded (after the last one stopped, here or in another process)."""

@@ -47,7 +47,10 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_MESSAGES = {
     CLOSE_BAD_REQUEST: "The server refused this page (protocol error). "
     "Copy any unsaved text and reload.",
-    CLOSE_FORBIDDEN: "This page may not connect from here. Reload it from the server's address.",
+    # No access: no link, the links were reset, or a page of another site (Daphne drops
+    # close reasons, so one message names every cause).
+    CLOSE_FORBIDDEN: "No access to this document: its links were reset, or this page came "
+    "from elsewhere. Ask the person who shared it for a new link.",
     CLOSE_NOT_FOUND: "This document was deleted.",
 }
 
@@ -472,6 +475,13 @@ class DocTitle(_Wire):
 @dataclass(frozen=True, slots=True)
 class DocDeleted(_Wire):
     TYPE = "doc.deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRevoked(_Wire):
+    """The document's share links were reset: every guest's connection closes (4403)."""
+
+    TYPE = "access.revoked"
 
 
 @dataclass(frozen=True, slots=True)

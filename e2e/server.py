@@ -97,6 +97,10 @@ class TandemServer:
                 with urllib.request.urlopen(self.url + "/", timeout=2) as response:
                     if response.status == 200:
                         return
+            except urllib.error.HTTPError as exc:
+                if exc.code == 403:
+                    return  # up, and treating this machine as a guest (TANDEM_TRUST_LOOPBACK=0)
+                last_error = exc
             except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
                 last_error = exc
             time.sleep(0.1)

@@ -1,8 +1,15 @@
-"""The JSON API: create, list, read, replace the text of, and delete documents.
+"""The JSON API: create, list, read, replace the text of, and delete documents; share links.
 
-Meant for scripts and other programs. State-changing calls need a JSON body (or, for the
-text, `text/plain`): a cross-site form cannot send those without a CORS preflight, which
-this API never grants, so the API needs no CSRF token.
+Meant for scripts and other programs, and for the editor page. Who may call what is
+decided by editor.access: the owner (this machine, the owner cookie, or `Authorization:
+Bearer <owner key>`), or a share link's holder (its cookie, or `Bearer <token>`) on its
+document.
+
+CSRF: a write authenticated by a bearer token carries no ambient credential and needs
+nothing more. A write that relies on a cookie, or that comes from a browser (it has an
+Origin header), must pass Django's CSRF check (the X-CSRFToken header). A script on this
+machine sends neither and is the owner; a cross-site page cannot make a browser send a
+write without an Origin header.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -21,21 +29,66 @@ from collab import store
 from collab.host import RoomUnavailable, get_host
 from collab.ownership import DocumentMissing
 from collab.protocol import Refused, ReplaceCall, Replaced
-from editor import documents
+from editor import access, credentials, documents, sharing
+from editor.access import Action, BadCredentials, Principal, Throttled
 from editor.models import TITLE_MAX_LENGTH, Document
 
 MAX_TEXT_BYTES = 16 * 1024 * 1024
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after
 
 
-def _error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
+def _error(status: int, message: str, retry_after: int | None = None) -> JsonResponse:
+    response = JsonResponse({"error": message}, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+_csrf = CsrfViewMiddleware(lambda request: HttpResponse())
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def _needs_csrf(request: HttpRequest, who: Principal) -> bool:
+    if who.bearer or request.method in _SAFE_METHODS:
+        return False
+    cookies = request.COOKIES
+    from_browser = "HTTP_ORIGIN" in request.META
+    return from_browser or any(c in cookies for c in credentials.COOKIES)
+
+
+def _csrf_failed(request: HttpRequest) -> bool:
+    # Django's own check; the view passed only matters for its csrf_exempt flag (unset).
+    return _csrf.process_view(request, HttpResponse, (), {}) is not None
+
+
+def authorize(request: HttpRequest, doc_id: str | None, action: Action) -> Principal:
+    """The caller, if it may do `action` (on `doc_id`); ApiError otherwise. 404 only for
+    someone who could see the document if it existed."""
+    try:
+        who = access.principal(request)
+    except Throttled as error:
+        raise ApiError(429, str(error), error.retry_after) from None
+    except BadCredentials as error:
+        raise ApiError(403, str(error)) from None
+    role = who.role(doc_id) if doc_id is not None else who.general_role
+    if not access.may(role, action):
+        raise ApiError(403, access.refusal(role, action))
+    if _needs_csrf(request, who) and _csrf_failed(request):
+        raise ApiError(
+            403,
+            "CSRF check failed: a browser sends the X-CSRFToken header (from the csrftoken "
+            "cookie); a script uses 'Authorization: Bearer <key or token>' instead.",
+        )
+    if doc_id is not None and not Document.objects.filter(pk=doc_id).exists():
+        raise ApiError(404, "No document has this id.")
+    return who
 
 
 def _describe(doc: Document) -> dict[str, Any]:
@@ -93,7 +146,7 @@ def _handle_errors(view):  # type: ignore[no-untyped-def]
             try:
                 return await view(request, *args, **kwargs)
             except ApiError as error:
-                return _error(error.status, error.message)
+                return _error(error.status, error.message, error.retry_after)
 
         return async_wrapper
 
@@ -102,7 +155,7 @@ def _handle_errors(view):  # type: ignore[no-untyped-def]
         try:
             return view(request, *args, **kwargs)
         except ApiError as error:
-            return _error(error.status, error.message)
+            return _error(error.status, error.message, error.retry_after)
 
     return wrapper
 
@@ -112,8 +165,12 @@ def _handle_errors(view):  # type: ignore[no-untyped-def]
 @_handle_errors
 def documents_collection(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        docs = Document.objects.all()[:1000]
-        return JsonResponse({"documents": [_describe(d) for d in docs]})
+        who = authorize(request, None, Action.LIST)
+        docs = Document.objects.all()
+        if not access.may(who.general_role, Action.LIST_ALL):
+            docs = docs.filter(pk__in=who.documents)
+        return JsonResponse({"documents": [_describe(d) for d in docs[:1000]]})
+    authorize(request, None, Action.CREATE)
     body = _json_body(request)
     title = clean_title(body.get("title"))
     text = clean_text(body.get("text", ""))
@@ -125,9 +182,8 @@ def documents_collection(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "DELETE"])
 @_handle_errors
 def document_detail(request: HttpRequest, doc_id: str) -> HttpResponse:
-    doc = Document.objects.filter(pk=doc_id).first()
-    if doc is None:
-        return _error(404, "No document has this id.")
+    authorize(request, doc_id, Action.DELETE if request.method == "DELETE" else Action.READ)
+    doc = Document.objects.get(pk=doc_id)
     if request.method == "DELETE":
         documents.delete(doc)
         return HttpResponse(status=204)
@@ -140,6 +196,7 @@ def document_detail(request: HttpRequest, doc_id: str) -> HttpResponse:
 @_handle_errors
 async def document_text(request: HttpRequest, doc_id: str) -> HttpResponse:
     """Replace the text as a merged change: editors who are in the document see it at once."""
+    await sync_to_async(authorize)(request, doc_id, Action.EDIT)
     if request.content_type == "text/plain":
         try:
             raw: object = request.body.decode("utf-8")
@@ -148,8 +205,6 @@ async def document_text(request: HttpRequest, doc_id: str) -> HttpResponse:
     else:
         raw = _json_body(request).get("text")
     text = clean_text(raw)
-    if not await Document.objects.filter(pk=doc_id).aexists():
-        return _error(404, "No document has this id.")
     try:
         reply = await get_host().call(doc_id, ReplaceCall(text, author="API"))
     except DocumentMissing:
@@ -162,3 +217,32 @@ async def document_text(request: HttpRequest, doc_id: str) -> HttpResponse:
     version = reply.version
     doc = await Document.objects.aget(pk=doc_id)
     return JsonResponse({**await sync_to_async(_describe)(doc), "version": version})
+
+
+@csrf_exempt
+@require_http_methods(["GET"])
+@_handle_errors
+def document_links(request: HttpRequest, doc_id: str) -> HttpResponse:
+    """{"edit": url, "view": url}, made on first use; "reachable" is false when the server
+    listens on this computer only (no one else could open them)."""
+    authorize(request, doc_id, Action.SHARE)
+    return _links(request, Document.objects.get(pk=doc_id))
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+@_handle_errors
+def document_links_reset(request: HttpRequest, doc_id: str) -> HttpResponse:
+    """New links; the old ones stop working and their guests are disconnected."""
+    authorize(request, doc_id, Action.SHARE)
+    doc = Document.objects.get(pk=doc_id)
+    documents.reset_links(doc)
+    return _links(request, doc)
+
+
+def _links(request: HttpRequest, doc: Document) -> JsonResponse:
+    body: dict[str, Any] = sharing.absolute_links(request, doc)
+    body["reachable"] = sharing.link_base(request) is not None
+    response = JsonResponse(body)
+    response["Cache-Control"] = "no-store"
+    return response

@@ -155,6 +155,13 @@ BEHIND_PROXY = BoolSetting(
     "CSRF check refuses the forms of an https page).",
     default="0",
 )
+TRUST_LOOPBACK = BoolSetting(
+    "TANDEM_TRUST_LOOPBACK",
+    "Requests from this machine (127.0.0.1, ::1) are the owner's, no sign-in needed. Set to "
+    "0 behind a reverse proxy on the same machine (and in tests): the owner then signs in "
+    "with the owner link `serve` prints (docs/security.md).",
+    default="1",
+)
 DEBUG = BoolSetting("TANDEM_DEBUG", "Django's debug mode, for development only.", default="0")
 LOG_LEVEL = StrSetting(
     "TANDEM_LOG_LEVEL",
@@ -182,6 +189,7 @@ SETTINGS: tuple[Setting, ...] = (
     PORT,
     ALLOWED_HOSTS,
     BEHIND_PROXY,
+    TRUST_LOOPBACK,
     DEBUG,
     LOG_LEVEL,
     ROOM_IDLE_SECONDS,

@@ -7,7 +7,8 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from collab import fragments
-from collab.protocol import DocDeleted, DocTitle, group_name
+from collab.protocol import AccessRevoked, DocDeleted, DocTitle, group_name
+from editor import links
 from editor.models import Document
 
 
@@ -29,3 +30,11 @@ def delete(doc: Document) -> None:
     doc.delete()
     # Every open editor closes with 4404 and says the document is gone.
     _tell_editors(doc_id, DocDeleted().encode())
+
+
+def reset_links(doc: Document) -> dict[str, str]:
+    """New share links for `doc`. The old ones stop working at once, and every guest
+    connected to it is disconnected (the owner stays)."""
+    tokens = links.reset(doc)
+    _tell_editors(doc.id, AccessRevoked().encode())
+    return tokens

@@ -12,6 +12,8 @@ from django.views.decorators.http import require_GET
 
 from collab import store
 from collab.preview import PreviewState
+from editor import access
+from editor.access import Action
 from editor.models import Document
 
 FORMATS = {
@@ -30,6 +32,7 @@ def filename(title: str, extension: str) -> str:
 
 @require_GET
 def export(request: HttpRequest, doc_id: str, extension: str) -> HttpResponse:
+    access.require(request, doc_id, Action.EXPORT)
     if extension not in FORMATS:
         raise Http404("Unknown export format.")
     doc = Document.objects.filter(pk=doc_id).first()

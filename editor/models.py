@@ -31,3 +31,31 @@ class Document(models.Model):
 
     def get_absolute_url(self) -> str:
         return f"/d/{self.id}/"
+
+
+class ShareLink(models.Model):
+    """One share link of a document: an edit link or a view link.
+
+    The link's secret is never stored: only its SHA-256 (`secret_hash`). The owner's
+    dialog can show a link again because the secret is derived from `id` under the
+    server's secret key (see editor.links).
+    """
+
+    EDIT = "edit"
+    VIEW = "view"
+    KINDS = [(EDIT, "edit"), (VIEW, "view")]
+
+    # Random (never reused), so a grant cookie naming a reset link can never match a new one.
+    id = models.CharField(primary_key=True, max_length=32, editable=False)
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="share_links")
+    kind = models.CharField(max_length=4, choices=KINDS)
+    secret_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["document", "kind"], name="one_link_per_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} link of {self.document_id}"

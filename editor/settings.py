@@ -108,6 +108,10 @@ LOGGING = {
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024  # the API accepts documents up to 16 MiB
 
+
+# Requests from loopback are the owner's (docs/security.md); "0" behind a local reverse proxy.
+TANDEM_TRUST_LOOPBACK = conf.TRUST_LOOPBACK.get()
+
 # A document's live room is unloaded this many seconds after its last editor left.
 TANDEM_ROOM_IDLE_SECONDS = conf.ROOM_IDLE_SECONDS.get()
 # How long a process owns a document (runs its room) without renewing its lease.

@@ -1,6 +1,8 @@
 from django.urls import path
 
-from editor import api, exports, views
+from editor import api, exports, sharing, views
+
+handler403 = "editor.sharing.forbidden"
 
 urlpatterns = [
     path("", views.document_list, name="document_list"),
@@ -8,8 +10,17 @@ urlpatterns = [
     path("d/<str:doc_id>/", views.document_editor, name="document_editor"),
     path("d/<str:doc_id>/rename/", views.document_rename, name="document_rename"),
     path("d/<str:doc_id>/delete/", views.document_delete, name="document_delete"),
+    path("d/<str:doc_id>/share/", sharing.share_dialog, name="document_share"),
+    path("d/<str:doc_id>/share/reset/", sharing.share_reset, name="document_share_reset"),
     path("d/<str:doc_id>/export.<str:extension>", exports.export, name="document_export"),
+    path("s/<str:token>", sharing.open_link, name="share_link"),
     path("api/documents/", api.documents_collection, name="api_documents"),
     path("api/documents/<str:doc_id>/", api.document_detail, name="api_document"),
     path("api/documents/<str:doc_id>/text", api.document_text, name="api_document_text"),
+    path("api/documents/<str:doc_id>/links", api.document_links, name="api_document_links"),
+    path(
+        "api/documents/<str:doc_id>/links/reset",
+        api.document_links_reset,
+        name="api_document_links_reset",
+    ),
 ]

@@ -18,7 +18,8 @@ from collab import store
 from collab.preview import PreviewState
 from collab.protocol import browser_constants
 from collab.room import LIVE_PREVIEW_BLOCK_LIMIT
-from editor import documents
+from editor import access, documents, sharing
+from editor.access import Action, Principal
 from editor.forms import TitleForm
 from editor.models import Document
 
@@ -38,8 +39,10 @@ def _get_document(doc_id: str) -> Document:
         raise Http404("No document has this address.") from None
 
 
-def _filtered(query: str) -> QuerySet[Document]:
+def _filtered(query: str, who: Principal) -> QuerySet[Document]:
     docs = Document.objects.all()
+    if not access.may(who.general_role, Action.LIST_ALL):
+        docs = docs.filter(pk__in=who.documents)  # a guest sees only what was shared
     for word in query.split():
         docs = docs.filter(title__icontains=word)
     return docs[:LIST_LIMIT]
@@ -47,8 +50,11 @@ def _filtered(query: str) -> QuerySet[Document]:
 
 @require_GET
 def document_list(request: HtmxHttpRequest) -> HttpResponse:
+    if "owner" in request.GET:
+        return sharing.owner_sign_in(request)
+    who = access.require(request, None, Action.LIST)
     query = request.GET.get("q", "").strip()
-    context = {"documents": _filtered(query), "query": query}
+    context = {"documents": _filtered(query, who), "query": query, "owner": who.owner}
     if request.htmx and request.htmx.target == "document-list":
         return render(request, "documents/_list.html", context)
     return render(request, "documents/list.html", context)
@@ -56,6 +62,7 @@ def document_list(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_POST
 def document_create(request: HtmxHttpRequest) -> HttpResponse:
+    access.require(request, None, Action.CREATE)
     title = request.POST.get("title", "").strip()
     form = TitleForm({"title": title or "Untitled"})
     doc = store.create_document(form.cleaned_data["title"] if form.is_valid() else "Untitled")
@@ -66,6 +73,7 @@ def document_create(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 def document_editor(request: HtmxHttpRequest, doc_id: str) -> HttpResponse:
+    role = access.require(request, doc_id, Action.READ).role(doc_id)
     doc = _get_document(doc_id)
     text, version = store.read_document(doc.id)
     # The preview is rendered server-side, so the page reads well before any script runs;
@@ -81,12 +89,17 @@ def document_editor(request: HtmxHttpRequest, doc_id: str) -> HttpResponse:
         "words": preview.words,
         # Close codes and limits, from their one home (the browser keeps no copy).
         "protocol": browser_constants(),
+        "role": role.value,
+        "can_edit": access.may(role, Action.EDIT),
+        "read_only": not access.may(role, Action.RENAME),  # the title field
+        "can_share": access.may(role, Action.SHARE),
     }
     return render(request, "editor/editor.html", context)
 
 
 @require_POST
 def document_rename(request: HtmxHttpRequest, doc_id: str) -> HttpResponse:
+    who = access.require(request, doc_id, Action.RENAME)
     doc = _get_document(doc_id)
     form = TitleForm(request.POST)
     status = 200
@@ -94,7 +107,7 @@ def document_rename(request: HtmxHttpRequest, doc_id: str) -> HttpResponse:
         documents.rename(doc, form.cleaned_data["title"])
     else:
         status = 422
-    context = {"document": doc, "form": form}
+    context = {"document": doc, "form": form, "owner": who.owner}
     if request.htmx:
         template = (
             "documents/_row.html"
@@ -109,6 +122,7 @@ def document_rename(request: HtmxHttpRequest, doc_id: str) -> HttpResponse:
 
 @require_http_methods(["POST", "DELETE"])
 def document_delete(request: HtmxHttpRequest, doc_id: str) -> HttpResponse:
+    access.require(request, doc_id, Action.DELETE)
     documents.delete(_get_document(doc_id))
     if request.htmx and request.htmx.target == f"doc-{doc_id}":
         return HttpResponse("")  # the row swaps itself away

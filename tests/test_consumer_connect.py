@@ -15,6 +15,7 @@ from channels.testing import WebsocketCommunicator
 
 from collab import store
 from editor.asgi import application
+from editor.credentials import owner_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -115,7 +116,10 @@ async def test_same_origin_on_any_address_is_accepted(
 ) -> None:
     settings.ALLOWED_HOSTS = ["*"]  # what `serve --host 0.0.0.0` allows
     doc_id = await new_document()
-    comm = communicator(doc_id, [(b"host", host.encode()), (b"origin", origin.encode())])
+    # From the network, only the owner (here by the owner key) or a link's guest gets in.
+    owner = f"Bearer {owner_key()}".encode()
+    headers = [(b"host", host.encode()), (b"origin", origin.encode()), (b"authorization", owner)]
+    comm = communicator(doc_id, headers)
     connected, _ = await comm.connect()
     assert connected
     assert len(await members_once_settled(doc_id, 1)) == 1

@@ -205,12 +205,16 @@ def test_procfile_runs_the_same_server_on_port_and_all_interfaces() -> None:
 
 
 def test_serve_defaults_to_localhost_port_8000(monkeypatch: pytest.MonkeyPatch) -> None:
-    from editor.management.commands.serve import Command
+    from editor.management.commands.serve import Command, listen_host
 
     monkeypatch.delenv("PORT", raising=False)
     monkeypatch.delenv("TANDEM_HOST", raising=False)
     options = Command().create_parser("manage.py", "serve").parse_args([])
-    assert (options.host, options.port) == ("127.0.0.1", 8000)
+    assert (listen_host(options.host, options.share), options.port) == ("127.0.0.1", 8000)
+    assert listen_host(None, share=True) == "0.0.0.0"
+    assert listen_host("192.0.2.7", share=True) == "192.0.2.7"
+    monkeypatch.setenv("TANDEM_HOST", "127.0.0.2")
+    assert listen_host(None, share=True) == listen_host(None, share=False) == "127.0.0.2"
     monkeypatch.setenv("PORT", "5123")  # what a Procfile runner sets
     options = Command().create_parser("manage.py", "serve").parse_args([])
     assert options.port == 5123

@@ -5,6 +5,7 @@ import { SyncClient } from "./sync-client.js";
 import { bindTextarea } from "./textarea.js";
 import { connect, displayName } from "./connection.js";
 import { bindStatus } from "./status.js";
+import { keepReadOnly } from "./readonly.js";
 
 const textarea = document.getElementById("editor");
 const statusEl = document.getElementById("status");
@@ -15,6 +16,7 @@ const protocolEl = document.getElementById("tandem-protocol");
 if (textarea && statusEl && collab && initialEl && protocolEl) start();
 
 function start() {
+  keepReadOnly(); // a view link: before anything can be typed
   // The shadow comes from data, not from the text area (the HTML parser eats a
   // leading newline, and the browser may have normalised the text).
   const initial = JSON.parse(initialEl.textContent);
@@ -43,8 +45,9 @@ function start() {
 
   const editor = bindTextarea(textarea, {
     onEdit: (delta) => client.edit(delta),
-    onUndo: () => client.undo(),
-    onRedo: () => client.redo(),
+    // A read-only editor sends no undo (the server would refuse it, as a viewer's).
+    onUndo: () => textarea.readOnly || client.undo(),
+    onRedo: () => textarea.readOnly || client.redo(),
     onCompositionEnd: () => {
       const held = heldMessages || [];
       heldMessages = null;

@@ -18,7 +18,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection
 
-from editor import conf
+from editor import conf, credentials, network
 
 
 def _is_loopback(host: str) -> bool:
@@ -98,6 +98,14 @@ def _finish_cancelled_tasks() -> None:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
 
+def listen_host(host: str | None, share: bool) -> str:
+    """--host if given; else TANDEM_HOST if set; else every interface with --share, and
+    this computer only without."""
+    if host is not None:
+        return host
+    return "0.0.0.0" if share and not conf.HOST.is_set() else conf.HOST.get()
+
+
 def _release_leases() -> None:
     """Give back the documents this process ran, so that another process (or this one,
     restarted) takes them over at once instead of waiting for the leases to expire."""
@@ -114,12 +122,19 @@ class Command(BaseCommand):
     help = "Start Tandem: HTTP, WebSocket and static files in one process."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default=conf.HOST.get(), help=f"default {conf.HOST.default}")
+        parser.add_argument("--host", default=None, help=f"default {conf.HOST.default}")
+        parser.add_argument(
+            "--share",
+            action="store_true",
+            help="listen on the network (0.0.0.0 unless --host names another address) and print "
+            "the addresses others can use; they need a share link (docs/security.md)",
+        )
         parser.add_argument(
             "--port", type=int, default=conf.PORT.get(), help=f"default {conf.PORT.default}"
         )
 
-    def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+    def handle(self, *args: Any, host: str | None, port: int, share: bool, **options: Any) -> None:
+        host = listen_host(host, share)
         migrate()
         collect_static_if_changed()
         if not _is_loopback(host) and not conf.ALLOWED_HOSTS.is_set():
@@ -133,13 +148,8 @@ class Command(BaseCommand):
 
         from editor.asgi import application
 
-        shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
-        if ":" in shown:
-            shown = f"[{shown}]"
-        self.stdout.write(
-            f"Tandem is running at http://{shown}:{port}/  (data in {settings.DATA_DIR})\n"
-            "Press Ctrl+C to stop.",
-        )
+        network.set_listening(host, port)
+        self.stdout.write(self._banner(host, port))
         self.stdout.flush()
         Server(
             application=application,
@@ -157,3 +167,24 @@ class Command(BaseCommand):
         _finish_cancelled_tasks()
         _release_leases()
         self.stdout.write("Tandem stopped.")
+
+    def _banner(self, host: str, port: int) -> str:
+        """Where to go; for the owner, the sign-in link; when shared, others' addresses."""
+        shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
+        if ":" in shown:
+            shown = f"[{shown}]"
+        local = f"http://{shown}:{port}/"
+        lines = [f"Tandem is running at {local}  (data in {settings.DATA_DIR})"]
+        if not _is_loopback(host):
+            addresses = network.urls(host, port)
+            lines.append(
+                "Shared on your network at "
+                + (", ".join(addresses) if addresses else "this machine's addresses")
+                + "\n  Others need a share link: the Share button in a document makes them."
+            )
+        lines.append(
+            f"Owner link (signs you in from another browser or behind a proxy; keep it to "
+            f"yourself):\n  {local}?owner={credentials.owner_key()}"
+        )
+        lines.append("Press Ctrl+C to stop.")
+        return "\n".join(lines)
