@@ -521,6 +521,10 @@ class LoadConfig:
     settle_max: float = 10.0
     drain_timeout: float = 20.0
     burst_send_timeout: float = 60.0
+    # More processes of one Tandem (docs/deploy.md): each document's editors are dealt
+    # round-robin over base_url and these; their CPU is measured with the first one's.
+    other_urls: list[str] = field(default_factory=list)
+    other_pids: list[int] = field(default_factory=list)
 
 
 class Sampler:
@@ -555,7 +559,9 @@ class LoadRun:
     def __init__(self, cfg: LoadConfig) -> None:
         check_loopback(cfg.base_url)
         self.cfg = cfg
-        self.ws_base = "ws" + cfg.base_url[len("http") :]
+        for url in cfg.other_urls:
+            check_loopback(url)
+        self.ws_bases = ["ws" + url[len("http") :] for url in [cfg.base_url, *cfg.other_urls]]
         self.token = secrets.token_hex(4)
         self.groups: list[DocGroup] = []
         self.last_rx = now()
@@ -587,7 +593,7 @@ class LoadRun:
             for i in range(cfg.clients):
                 group.clients.append(
                     Client(
-                        f"{self.ws_base}/ws/d/{doc_id}/",
+                        f"{self.ws_bases[(d + i) % len(self.ws_bases)]}/ws/d/{doc_id}/",
                         f"bench-{self.token}-{d}-{i}",
                         f"Bench {d}.{i}",
                         text,
@@ -706,6 +712,7 @@ class LoadRun:
             c.pokes = c.pokes_answered = c.requests = c.requests_with_ops = 0
             c.pushes = c.pushes_applied = 0
         scpu0 = proc_cpu_s(pid) if pid else None
+        others0 = [proc_cpu_s(p) for p in cfg.other_pids]
         if pid:
             res["server_rss_after_sync_kib"] = proc_rss_kib(pid)
         cpu0 = os.times()
@@ -731,6 +738,12 @@ class LoadRun:
             res["server_rss_end_kib"] = proc_rss_kib(pid)
             if scpu0 is not None and scpu1 is not None:
                 res["server_cpu_s"] = scpu1 - scpu0
+                per_process = [scpu1 - scpu0]
+                for p, before in zip(cfg.other_pids, others0, strict=True):
+                    after = proc_cpu_s(p)
+                    if before is not None and after is not None:
+                        per_process.append(after - before)
+                res["server_cpu_s_per_process"] = per_process
         cpu1 = os.times()
         res["converged_clients"] = self.converged_now()
         res["drain_s"] = t_end - t_typed

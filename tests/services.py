@@ -177,11 +177,13 @@ def postgres_bin_dir() -> Path:
 class PostgresServer:
     """A throw-away PostgreSQL cluster: `initdb` in a temporary folder, then `postgres`
     on a free 127.0.0.1 port (and a Unix socket in the same folder), trust auth for the
-    `postgres` superuser, durability off (a test never survives a power cut)."""
+    `postgres` superuser, durability off (a test never survives a power cut) unless
+    `durable` (the benchmark: commits on disk, as in production)."""
 
     user = "postgres"
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
         self.bin = postgres_bin_dir()
         self.run_as: pwd.struct_passwd | None = None
         if os.geteuid() == 0:
@@ -254,10 +256,11 @@ class PostgresServer:
             str(self.bin / "postgres"), "-D", str(self.data),
             "-p", str(self.port), "-k", str(self.dir),
             "-c", "listen_addresses=127.0.0.1",
-            "-c", "fsync=off", "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off",
             "-c", "max_connections=200",
         ]
+        if not self.durable:
+            command += ["-c", "fsync=off", "-c", "synchronous_commit=off"]
+            command += ["-c", "full_page_writes=off"]
         # fmt: on
         with self.log_path.open("ab") as log:
             self.proc = self._run(command, stdout=log, stderr=subprocess.STDOUT)
