@@ -1,6 +1,6 @@
 """Several Tandem processes sharing one PostgreSQL database and one Redis, the way
 docs/deploy.md runs them: each is a `manage.py serve` (e2e/server.TandemServer) on its own
-port with its own data folder, and all have the same TANDEM_SECRET_KEY.
+port with its own data folder, and all have the same TANDEM_SECRET_KEY and TANDEM_OWNER_KEY.
 
     cluster = Cluster(redis_url, database_url).start()
     a, b = cluster                # TandemServer objects: .url, .port, .output()
@@ -44,6 +44,8 @@ class Cluster:
             # One key for all: a session or CSRF cookie made by one process must be
             # accepted by the others (a proxy sends each request wherever it likes).
             "TANDEM_SECRET_KEY": secrets.token_urlsafe(50),
+            # Likewise the owner key: an owner signed in on one process is the owner on all.
+            "TANDEM_OWNER_KEY": secrets.token_urlsafe(32),
             # As docs/deploy.md sets it: behind a proxy that ends TLS.
             "TANDEM_BEHIND_PROXY": "1",
             **({"TANDEM_LEASE_SECONDS": str(lease_seconds)} if lease_seconds else {}),

@@ -10,6 +10,10 @@
   (e2e/cluster.py), started; `cluster[0].url`, `cluster.kill(0)`, `cluster.restart(0)`,
   `cluster.log(0)`. `make_cluster(size=3, lease_seconds=1.0)` for other shapes. Needs
   redis-server and PostgreSQL (root conftest.py: skipped without them, failed in CI).
+  They are shared by the run: a test that stops or restarts Redis or PostgreSQL starts
+  its own (`RedisServer().start()`, `PostgresServer().start()` from tests/services.py,
+  both with `restart(down_for=...)`) and builds `Cluster(redis.url,
+  pg.create_database(), ...)` itself, stopping all three at the end.
 
 Every test in e2e/ is marked `e2e` (`pytest -m "not e2e"` runs the fast tests only).
 """

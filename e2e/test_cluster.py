@@ -5,6 +5,7 @@ the rooms (the WebSocket tests of the multi-process core)."""
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Callable
 
 from e2e.client import HttpClient
 from e2e.cluster import Cluster
@@ -64,3 +65,28 @@ def test_forms_of_an_https_page_pass_through_a_tls_proxy(cluster: Cluster) -> No
         proxied = {**page_origin, "X-Forwarded-Proto": "https"}
         made = client.post("/d/new/", form={"title": "Through TLS"}, headers=proxied)
         assert made.status == 200 and "/d/" in made.url, made.status
+
+
+def test_the_owner_signed_in_on_one_process_is_the_owner_on_every_one(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    """Behind a proxy on the same machine (TANDEM_TRUST_LOOPBACK=0, docs/deploy.md) the
+    owner signs in once with the owner link, wherever the proxy sends the request."""
+    cluster = make_cluster(extra_env={"TANDEM_TRUST_LOOPBACK": "0"})
+    a, b = cluster
+    key = cluster.env["TANDEM_OWNER_KEY"]
+    stranger = HttpClient(b.url)
+    assert stranger.post("/api/documents/", json_body={"title": "No"}).status in {401, 403}
+
+    owner_on_a = HttpClient(a.url)
+    assert owner_on_a.get(f"/?owner={key}").status == 200
+    owner_on_b = HttpClient(b.url)
+    for cookie in owner_on_a.cookies:  # one browser, one cookie jar, two processes
+        owner_on_b.cookies.set_cookie(cookie)
+    made = owner_on_b.post("/api/documents/", json_body={"title": "Mine", "text": "x"})
+    assert made.status == 201, made.text
+    # And a script's Bearer token works on both.
+    bearer = {"Authorization": f"Bearer {key}"}
+    for server in cluster:
+        read = HttpClient(server.url).get(f"/api/documents/{made.json()['id']}/", headers=bearer)
+        assert read.status == 200 and read.json()["title"] == "Mine", read.text

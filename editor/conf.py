@@ -132,6 +132,12 @@ SECRET_KEY = StrSetting(
     "Django's secret key. Every process of one Tandem must have the same one.",
     shown_default="generated once into the data folder",
 )
+OWNER_KEY = StrSetting(
+    "TANDEM_OWNER_KEY",
+    "The owner key (the owner link's ?owner= and scripts' Bearer token), at least 22 "
+    "characters. Every process of one Tandem must have the same one.",
+    shown_default="generated once into the data folder as owner.key",
+)
 HOST = StrSetting(
     "TANDEM_HOST",
     "The address `manage.py serve` listens on when --host is not given.",
@@ -141,7 +147,6 @@ PORT = IntSetting(
     "PORT",
     "The port `manage.py serve` listens on when --port is not given (what Procfile runners set).",
     default="8000",
-    minimum=1,
 )
 ALLOWED_HOSTS = ListSetting(
     "TANDEM_ALLOWED_HOSTS",
@@ -186,6 +191,7 @@ SETTINGS: tuple[Setting, ...] = (
     DATABASE_URL,
     REDIS_URL,
     SECRET_KEY,
+    OWNER_KEY,
     HOST,
     PORT,
     ALLOWED_HOSTS,

@@ -1,7 +1,8 @@
 """What a client can present: the owner key, and the signed cookies that remember a
 sign-in or the share links someone opened.
 
-The owner key is generated once into the data folder (`owner.key`, mode 0600). Cookies
+The owner key is TANDEM_OWNER_KEY, or else generated once into the data folder
+(`owner.key`, mode 0600). Cookies
 are signed with the server's secret key (also in the data folder), so they survive a
 restart, and are HttpOnly and SameSite=Lax.
 """
@@ -20,6 +21,8 @@ from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, HttpResponse
 
+from editor import conf
+
 OWNER_COOKIE = "tandem_owner"
 LINKS_COOKIE = "tandem_links"
 COOKIES = (OWNER_COOKIE, LINKS_COOKIE)
@@ -34,7 +37,13 @@ def owner_key_path() -> Path:
 
 @cache
 def owner_key() -> str:
-    """The owner key of this data folder, made on first use (mode 0600, like secret_key)."""
+    """TANDEM_OWNER_KEY, which several processes of one Tandem share (as they share the
+    secret key); else the key of this data folder, made on first use (mode 0600)."""
+    if key := conf.OWNER_KEY.get():
+        if len(key) < 22:
+            # The key itself stays out of the error (and so out of logs).
+            raise conf.OWNER_KEY.invalid("...", "at least 22 characters")
+        return key
     path = owner_key_path()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -97,25 +97,33 @@ class RedisServer:
     def start(self) -> RedisServer:
         for _ in range(PORT_ATTEMPTS):
             self.port = free_port()
-            # fmt: off
-            command = [
-                self.binary,
-                "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--daemonize", "no",
-                "--dir", str(self.dir),
-            ]
-            # fmt: on
-            with self.log_path.open("ab") as log:
-                self.proc = subprocess.Popen(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            if self._wait_until_ready():
+            if self._launch():
                 return self
         self.stop()
         raise RuntimeError(f"redis-server did not start:\n{_tail(self.log_path)}")
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop, wait `down_for` seconds, start again on the same port, empty (no
+        persistence): what the channel layer sees of a Redis restart."""
+        self.stop()
+        time.sleep(down_for)
+        if not self._launch():
+            raise RuntimeError(f"redis-server did not start again:\n{_tail(self.log_path)}")
+
+    def _launch(self) -> bool:
+        # fmt: off
+        command = [
+            self.binary,
+            "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--daemonize", "no",
+            "--dir", str(self.dir),
+        ]
+        # fmt: on
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+        return self._wait_until_ready()
 
     def ping(self) -> bool:
         try:
@@ -229,27 +237,34 @@ class PostgresServer:
             raise RuntimeError(f"initdb failed:\n{output.decode(errors='replace')}")
         for _ in range(PORT_ATTEMPTS):
             self.port = free_port()
-            # fmt: off
-            command = [
-                str(self.bin / "postgres"), "-D", str(self.data),
-                "-p", str(self.port), "-k", str(self.dir),
-                "-c", "listen_addresses=127.0.0.1",
-                "-c", "max_connections=200",
-            ]
-            if not self.durable:
-                command += ["-c", "fsync=off", "-c", "synchronous_commit=off"]
-                command += ["-c", "full_page_writes=off"]
-            # fmt: on
-            with self.log_path.open("ab") as log:
-                self.proc = self._run(
-                    command,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            if self._wait_until_ready():
+            if self._launch():
                 return self
         self.stop()
         raise RuntimeError(f"postgres did not start:\n{_tail(self.log_path)}")
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop the server, wait `down_for` seconds, and start it again on the same port
+        with the same data: what clients see of a database restart or failover."""
+        self.stop()
+        time.sleep(down_for)
+        if not self._launch():
+            raise RuntimeError(f"postgres did not start again:\n{_tail(self.log_path)}")
+
+    def _launch(self) -> bool:
+        # fmt: off
+        command = [
+            str(self.bin / "postgres"), "-D", str(self.data),
+            "-p", str(self.port), "-k", str(self.dir),
+            "-c", "listen_addresses=127.0.0.1",
+            "-c", "max_connections=200",
+        ]
+        if not self.durable:
+            command += ["-c", "fsync=off", "-c", "synchronous_commit=off"]
+            command += ["-c", "full_page_writes=off"]
+        # fmt: on
+        with self.log_path.open("ab") as log:
+            self.proc = self._run(command, stdout=log, stderr=subprocess.STDOUT)
+        return self._wait_until_ready()
 
     def _wait_until_ready(self) -> bool:
         """True once it accepts a connection; False if it exited (its port was taken)."""
@@ -295,3 +310,113 @@ class PostgresServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# -- reverse proxies (the configurations of docs/deploy.md) ---------------------------------
+class _ConfiguredServer:
+    """A server binary run in the foreground on a configuration we write, listening on
+    127.0.0.1:`port`; ready once the port accepts connections."""
+
+    name = ""
+
+    def __init__(self, binary: str | None, install_hint: str, port: int) -> None:
+        if binary is None:
+            raise MissingServer(f"{self.name} is not installed ({install_hint})")
+        self.binary = binary
+        self.dir = Path(tempfile.mkdtemp(prefix=f"tandem-{self.name}-"))
+        self.log_path = self.dir / f"{self.name}.log"
+        self.port = port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def start(self) -> _ConfiguredServer:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(),
+                cwd=self.dir,
+                env=self.environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{self.output()}")
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            time.sleep(0.05)
+        self.close()
+        raise RuntimeError(f"{self.name} did not listen within {START_TIMEOUT:.0f} s")
+
+    def output(self) -> str:
+        return _tail(self.log_path, 20_000)
+
+    def close(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc, signal.SIGTERM)
+            self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class NginxServer(_ConfiguredServer):
+    """nginx with `http_block` (upstreams and servers, as in docs/deploy.md, listening on
+    127.0.0.1:`port`) inside a main configuration of our own: foreground, logs and
+    temporary files in its folder."""
+
+    name = "nginx"
+
+    def __init__(self, http_block: str, port: int) -> None:
+        super().__init__(
+            shutil.which("nginx") or next(iter(glob.glob("/usr/sbin/nginx")), None),
+            "scripts/test installs Debian's nginx package; or 'apt-get install nginx'",
+            port,
+        )
+        temp = self.dir / "temp"
+        temp.mkdir()
+        # As root, nginx's workers would switch to `nobody`, who cannot read our folder.
+        user = "user root root;" if os.geteuid() == 0 else ""
+        temp_paths = "\n".join(
+            f"    {kind}_temp_path {temp / kind};"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        self.config = self.dir / "nginx.conf"
+        self.config.write_text(
+            f"daemon off;\n{user}\nworker_processes 1;\npid {self.dir / 'nginx.pid'};\n"
+            f"error_log {self.log_path} warn;\nevents {{ worker_connections 512; }}\n"
+            f"http {{\n    access_log off;\n{temp_paths}\n{http_block}\n}}\n"
+        )
+
+    def command(self) -> list[str]:
+        return [self.binary, "-p", str(self.dir), "-e", str(self.log_path), "-c", str(self.config)]
+
+
+class CaddyServer(_ConfiguredServer):
+    """Caddy on a Caddyfile (as in docs/deploy.md, a site on 127.0.0.1:`port`) with our
+    global options: no admin endpoint (it would take port 2019, shared by everyone on
+    the machine), no automatic HTTPS, its state in its folder."""
+
+    name = "caddy"
+
+    def __init__(self, site_blocks: str, port: int) -> None:
+        super().__init__(
+            shutil.which("caddy"),
+            "scripts/test installs Debian's caddy package; or 'apt-get install caddy'",
+            port,
+        )
+        self.config = self.dir / "Caddyfile"
+        self.config.write_text("{\n    admin off\n    auto_https off\n}\n\n" + site_blocks)
+
+    def command(self) -> list[str]:
+        return [self.binary, "run", "--config", str(self.config), "--adapter", "caddyfile"]
+
+    def environment(self) -> dict[str, str]:
+        home = str(self.dir)
+        return {**os.environ, "HOME": home, "XDG_DATA_HOME": home, "XDG_CONFIG_HOME": home}

@@ -43,7 +43,7 @@ def test_booleans(text: str, expected: bool) -> None:
         (conf.LEASE_SECONDS, "nan"),
         (conf.ROOM_IDLE_SECONDS, "inf"),
         (conf.PORT, "http"),
-        (conf.PORT, "0"),
+        (conf.PORT, "-1"),
     ],
 )
 def test_a_bad_value_names_the_variable(setting: conf.Setting, text: str) -> None:
@@ -110,3 +110,23 @@ def test_settings_expose_the_lease_and_the_idle_time() -> None:
     assert isinstance(settings.TANDEM_LEASE_SECONDS, float)
     assert settings.TANDEM_LEASE_SECONDS > 0
     assert isinstance(settings.TANDEM_ROOM_IDLE_SECONDS, float)
+
+
+def test_a_shared_owner_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from editor import credentials
+
+    shared = "k" * 30
+    monkeypatch.setenv("TANDEM_OWNER_KEY", shared)
+    credentials.owner_key.cache_clear()
+    try:
+        assert credentials.owner_key() == shared
+        assert credentials.is_owner_key(shared)
+        monkeypatch.setenv("TANDEM_OWNER_KEY", "too-short")
+        credentials.owner_key.cache_clear()
+        with pytest.raises(ImproperlyConfigured, match="TANDEM_OWNER_KEY") as error:
+            credentials.owner_key()
+        assert "too-short" not in str(error.value)
+    finally:
+        monkeypatch.delenv("TANDEM_OWNER_KEY")
+        credentials.owner_key.cache_clear()
+    assert credentials.owner_key() != shared  # the data folder's own again

@@ -55,7 +55,7 @@ def _listening(port: int, host: str) -> bool:
         return False
 
 
-def test_redis_listens_on_loopback_only_and_is_gone_after_close(
+def test_redis_listens_on_loopback_only_restarts_and_is_gone_after_close(
     redis_server: RedisServer,
 ) -> None:
     assert redis_server.ping()
@@ -71,6 +71,10 @@ def test_redis_listens_on_loopback_only_and_is_gone_after_close(
         ).stdout.split()
         if addresses:  # redis-cli is there (Debian's redis-tools comes with the server)
             assert addresses[-1] == "127.0.0.1"
+        own.restart()
+        assert own.ping()
+        own.stop()
+        assert not own.ping()
     finally:
         own.close()
     assert not _listening(own.port, "127.0.0.1")
@@ -92,3 +96,21 @@ def test_postgres_gives_each_caller_an_empty_database(postgres_server: PostgresS
         assert tables == (0,)
         addresses = conn.execute("SHOW listen_addresses").fetchone()
         assert addresses == ("127.0.0.1",)
+
+
+def test_postgres_restarts_on_its_port_with_its_data() -> None:
+    import psycopg
+
+    own = PostgresServer().start()  # not the shared one: others may be connected to it
+    try:
+        url = own.create_database()
+        with psycopg.connect(url) as conn:
+            conn.execute("CREATE TABLE kept (x int)")
+            conn.commit()
+        own.restart(down_for=0.2)
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM kept").fetchone() == (0,)
+    finally:
+        own.close()
+    assert not _listening(own.port, "127.0.0.1")
+    assert not own.dir.exists()
