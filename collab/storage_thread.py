@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
+from django.db import connection
+
 from collab import store
 from collab.log import StoredUpdate
 
@@ -28,7 +30,21 @@ _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tandem-store")
 
 
 async def in_store_thread(fn: Callable[..., T], *args: object) -> T:
-    return await asyncio.get_running_loop().run_in_executor(_executor, fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(_executor, _guarded, fn, *args)
+
+
+def _guarded(fn: Callable[..., T], *args: object) -> T:
+    """Run `fn`; after a failure, drop the thread's database connection if it is broken.
+
+    Django closes broken connections at the end of each request; this thread has no
+    requests. Without this, a database restart broke every later call of the thread (a
+    failure outside a transaction leaves the dead connection in place) until Tandem
+    itself was restarted."""
+    try:
+        return fn(*args)
+    except Exception:
+        connection.close_if_unusable_or_obsolete()
+        raise
 
 
 @dataclass

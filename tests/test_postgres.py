@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from tests.services import PostgresServer
 
@@ -119,12 +118,6 @@ sys.exit(asyncio.run(main()))
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="collab/storage_thread.py: after a database error outside a transaction, the "
-    "store thread's persistent connection is never closed and reopened (no request cycle "
-    "runs close_old_connections there); every later call fails until the process restarts",
-)
 def test_the_store_thread_reconnects_after_postgresql_restarts(tmp_path: Path) -> None:
     server = PostgresServer().start()
     try:
