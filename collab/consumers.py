@@ -260,7 +260,8 @@ class DocumentConsumer(AsyncWebsocketConsumer):
     # -- to ourselves ----------------------------------------------------------------
 
     async def consumer_heartbeat(self, event: dict[str, Any]) -> None:
-        # Re-joining the group too: channels-redis forgets a member after group_expiry.
+        # Re-joining the group too: a layer may forget a member after its group_expiry
+        # (the in-memory layer after a day).
         await self.channel_layer.group_add(group_name(self.doc_id), self.channel_name)
         await self._join()
 

@@ -84,9 +84,10 @@ class Host:
         self._loading: dict[str, asyncio.Future[Room | Holder]] = {}
         self._holders: dict[str, Holder] = {}  # where other processes' rooms are
         # Where other processes send us room calls, and their replies to ours: one
-        # channel and one receive loop for both. (A receive of channels-redis must not
-        # be cancelled, as a timeout on a channel of its own per call would: it breaks
-        # the process's connection to Redis.)
+        # channel and one receive loop for both, never cancelled. (A timeout on a
+        # receive of a channel per call would cancel receives all the time, which the
+        # Redis layers take badly: the pub/sub layer unsubscribes the channel, the list
+        # layer broke its connection.)
         self._channel: str | None = None
         self._waiting: dict[str, asyncio.Future[RoomReply]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -232,10 +233,10 @@ class Host:
 
     async def _ensure_listening(self) -> str:
         if self._channel is None:
-            # The default prefix on purpose: channels-redis receives all of a process's
-            # channels through one Redis key, popped by whichever receive holds its
-            # lock; a channel of another prefix makes that receive block on the wrong
-            # key for seconds while the consumers' messages wait.
+            # The default prefix on purpose: channels-redis's list layer receives all of
+            # a process's channels through one Redis key, popped by whichever receive
+            # holds its lock; a channel of another prefix made that receive block on
+            # the wrong key for seconds while the consumers' messages waited.
             self._channel = await get_channel_layer().new_channel()
             self._listener = self.loop.create_task(self._listen(self._channel), name="host")
         return self._channel

@@ -276,34 +276,30 @@ def database(url: str, data_dir: Path) -> dict[str, Any]:
 
 
 # -- the channel layer ---------------------------------------------------------------------
-# Room for bursts, in both layers (channels-redis's default of 100 drops messages to a busy
-# editor's channel). A lost message is still caught: every message that moves a document
-# carries its version, and a gap is filled from the database.
+# Room for bursts in the in-memory layer. A lost message is still caught: every message
+# that moves a document carries its version, and a gap is filled from the database.
 CHANNEL_CAPACITY = 10_000
 CHANNEL_EXPIRY = 60
-# channels-redis drops a member from its group this long after it last joined. Every
-# consumer joins its document's group again with each heartbeat (collab/roster.py,
-# every 10 s), so a live editor never falls out; the channels of a process that was
-# killed (which nobody reads) leave the groups within this time instead of a day.
-GROUP_EXPIRY = 120
+# redis-py 8 reads with a 5 s timeout by default; a dead Redis shows within this instead.
 REDIS_READ_TIMEOUT = 15.0
 
 
 def channel_layer(redis_url: str) -> dict[str, Any]:
-    """Django's CHANNEL_LAYERS["default"]: Redis when `redis_url` is set, else in memory."""
+    """Django's CHANNEL_LAYERS["default"]: Redis when `redis_url` is set, else in memory.
+
+    On Redis, channels-redis's pub/sub layer: a message is one PUBLISH, and a group
+    message reaches each process once (it subscribed to the group), which hands it to
+    its own editors; a room call and its reply are one PUBLISH each. Its only weakness,
+    that what is published while a process reconnects to Redis is lost, Tandem's
+    protocol makes up for: calls without a reply are asked again, and every message
+    that moves a document names versions, so a gap is noticed and filled by a sync.
+    (channels-redis's list-based layer cost 3-4 Redis round trips per message and
+    funnels all of a process's receives through one blocking pop: ten times the
+    latency at 100 editors split over two processes, docs/benchmarks.md.)"""
     if redis_url:
         return {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # redis-py 8 reads with a 5 s timeout by default, the very time that
-                # channels-redis blocks waiting for a message on an idle channel: every
-                # quiet moment then ends in "Timeout reading from ..." and a broken
-                # receive. A dead Redis still shows within REDIS_READ_TIMEOUT.
-                "hosts": [{"address": redis_url, "socket_timeout": REDIS_READ_TIMEOUT}],
-                "capacity": CHANNEL_CAPACITY,
-                "expiry": CHANNEL_EXPIRY,
-                "group_expiry": GROUP_EXPIRY,
-            },
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": REDIS_READ_TIMEOUT}]},
         }
     return {
         # Channels' own layer, minus two O(channels) costs per message.
