@@ -12,6 +12,7 @@ share of the CPU the same for 10 editors and for 300.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +24,8 @@ from collab.engine import DocumentEngine
 from collab.preview import PreviewState
 from collab.protocol import DocChanged, DocFragments, DocPresence, PreviewReply, Push
 from collab.roster import Roster
+
+log = logging.getLogger("tandem.collab")
 
 # News of a change: at most once per this many seconds per editor in the room (10
 # editors: 2 ms apart; 200 editors: 40 ms apart, which latency can afford), and bursts
@@ -75,7 +78,13 @@ class Paced:
                 await asyncio.sleep(wait)
             self._due = False
             self._last = time.monotonic()
-            await self._send()
+            try:
+                await self._send()
+            except Exception:
+                # The channel layer may be unreachable for a while (a Redis restart):
+                # this broadcast is lost, which every receiver notices by its versions;
+                # the next one must still go out.
+                log.warning("a broadcast failed", exc_info=True)
             if not self._due:
                 return
 
