@@ -107,6 +107,18 @@ def test_browsers_on_two_processes_co_edit_one_document(
         ) from None
     # The API of either process answers with the same text and version.
     assert api_state(first.url, doc.id) == api_state(second.url, doc.id)
+    # Undo across processes: Bob's room is in Ada's process; his Ctrl+Z takes back his
+    # own last typing there, and nobody else's.
+    time.sleep(0.6)  # a new undo step (changes 0.5 s apart are one)
+    bob.keyboard.type("UNDO-ME")
+    eventually(lambda: "UNDO-ME" in api_state(first.url, doc.id)[0], 10, "Bob's typing stored")
+    bob.keyboard.press("Control+z")
+
+    def without_undone() -> str | None:
+        stored = api_state(first.url, doc.id)[0]
+        return stored if "UNDO-ME" not in stored else None
+
+    assert eventually(without_undone, 10, "Bob's undo applied") == text
     # A rename through one process shows on the other's page.
     HttpClient(second.url).post(f"/d/{doc.id}/rename/", form={"title": "Renamed on B"})
     expect(ada.locator("#title-input")).to_have_value("Renamed on B")
