@@ -1,0 +1,39 @@
+// Markdown for the editor: @lezer/markdown's parser (CommonMark + GitHub's tables,
+// strikethrough, task lists and autolinks) as a CodeMirror language, and a highlighter
+// that gives tokens classes (md-*) rather than colours, so static/css/tandem.css colours
+// them for light and dark alike. @codemirror/lang-markdown would do the same but loads
+// the HTML, CSS and JavaScript languages for embedded code (see scripts/vendor-codemirror).
+
+import { Language, defineLanguageFacet, syntaxHighlighting } from "@codemirror/language";
+import { GFM, parser } from "@lezer/markdown";
+import { tags, tagHighlighter } from "@lezer/highlight";
+
+const data = defineLanguageFacet({ commentTokens: { block: { open: "<!--", close: "-->" } } });
+
+/** CodeMirror's Markdown language; incremental, parsed viewport first. */
+export const markdownLanguage = new Language(data, parser.configure(GFM), [], "markdown");
+
+/** Token classes: the colours live in tandem.css (light and dark). */
+export const markdownHighlighter = tagHighlighter([
+  { tag: tags.heading1, class: "md-heading md-h1" },
+  { tag: tags.heading2, class: "md-heading md-h2" },
+  { tag: tags.heading, class: "md-heading" },
+  { tag: tags.emphasis, class: "md-em" },
+  { tag: tags.strong, class: "md-strong" },
+  { tag: tags.strikethrough, class: "md-strike" },
+  { tag: tags.link, class: "md-link" },
+  { tag: tags.url, class: "md-url" },
+  { tag: tags.monospace, class: "md-code" },
+  { tag: tags.processingInstruction, class: "md-mark" },
+  { tag: tags.list, class: "md-list" },
+  { tag: tags.quote, class: "md-quote" },
+  { tag: tags.contentSeparator, class: "md-hr" },
+  { tag: tags.comment, class: "md-comment" },
+  { tag: [tags.labelName, tags.string], class: "md-meta" },
+  { tag: [tags.escape, tags.character], class: "md-escape" },
+]);
+
+/** The extensions that make a CodeMirror editor a highlighted Markdown editor. */
+export function markdown() {
+  return [markdownLanguage, syntaxHighlighting(markdownHighlighter)];
+}
