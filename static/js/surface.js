@@ -116,27 +116,32 @@ export class TandemEditor extends HTMLElement {
       return true;
     };
     return [
-      // Undo and redo are the server's (per-editor undo of my own changes only).
+      // Undo and redo are the server's (per-editor undo of my own changes only), so the
+      // keys are taken before any keymap sees them; CodeMirror's history is not loaded.
       Prec.highest(
-        keymap.of([
-          { key: "Mod-z", run: call("onUndo"), preventDefault: true },
-          { key: "Mod-Shift-z", run: call("onRedo"), preventDefault: true },
-          { key: "Meta-z", run: call("onUndo"), preventDefault: true },
-          { key: "Meta-Shift-z", run: call("onRedo"), preventDefault: true },
-          { key: "Ctrl-y", run: call("onRedo"), preventDefault: true },
-        ]),
-      ),
-      EditorView.domEventHandlers({
-        beforeinput: (e) => {
-          // The Edit menu's or context menu's Undo: same as the keys.
-          if (e.inputType === "historyUndo" || e.inputType === "historyRedo") {
+        EditorView.domEventHandlers({
+          keydown: (e) => {
+            if (e.isComposing || e.altKey) return false;
+            const key = (e.key || "").toLowerCase();
+            let action = null;
+            if ((e.ctrlKey || e.metaKey) && key === "z") action = e.shiftKey ? "onRedo" : "onUndo";
+            else if (e.ctrlKey && !e.metaKey && !e.shiftKey && key === "y") action = "onRedo";
+            if (!action) return false;
+            e.preventDefault();
+            call(action)();
+            return true;
+          },
+          beforeinput: (e) => {
+            // The Edit menu's or context menu's Undo: same as the keys.
+            if (e.inputType !== "historyUndo" && e.inputType !== "historyRedo") return false;
             e.preventDefault();
             call(e.inputType === "historyUndo" ? "onUndo" : "onRedo")();
             return true;
-          }
-          return false;
-        },
-      }),
+          },
+        }),
+      ),
+      // The editor fills the element (the page's CSS gives the rest of the look).
+      EditorView.theme({ "&": { flex: "1", minWidth: "0", minHeight: "0", height: "100%" } }),
       markdown(),
       EditorView.lineWrapping,
       highlightSpecialChars(),
@@ -245,9 +250,15 @@ export class TandemEditor extends HTMLElement {
    * at them, selections do not grow at their edges, the scroll position is kept.
    */
   applyRemote(delta, next) {
-    if (!this.view.composing) this.flushPending();
-    this.view.dispatch({
-      changes: deltaToChanges(delta),
+    const view = this.view;
+    if (!view.composing) this.flushPending();
+    const changes = view.state.changes(deltaToChanges(delta));
+    // Keep the line at the top of the view where it is (text inserted above it would
+    // otherwise push what I am reading down); at the very top, show the new text.
+    const effects = view.scrollDOM.scrollTop > 0 ? [view.scrollSnapshot().map(changes)] : [];
+    view.dispatch({
+      changes,
+      effects,
       annotations: [remote.of(true), Transaction.addToHistory.of(false)],
       filter: false,
     });
