@@ -98,6 +98,12 @@ export class TandemEditor extends HTMLElement {
     if (this.early) this.setSelectionRange(this.early.start, this.early.end);
     else if (focused && fallback) this.setSelectionRange(fallback.selectionStart, fallback.selectionEnd);
     if (focused) this.view.focus();
+    // Focus given to the element itself (a script or test calling the built-in focus(),
+    // a label) goes on to the editor's content.
+    if (!this.hasAttribute("tabindex")) this.tabIndex = -1;
+    this.addEventListener("focus", (e) => {
+      if (e.target === this) this.view.focus();
+    });
     this.view.contentDOM.addEventListener("compositionend", () => {
       // CodeMirror reads the committed text from the DOM in a microtask; report the
       // whole composition after that, then let held remote changes in.
