@@ -115,8 +115,9 @@ def test_a_1_mb_document_types_and_receives_remote_edits(
     new_page: NewPage, make_document: MakeDocument, server: TandemServer
 ) -> None:
     line = "A line of text with *emphasis*, 😀 and 漢字 e\u0301, to fill a megabyte.\n"
-    big = ("# Big\n\n" + line * (1_000_000 // len(line.encode())))[:1_000_000]
-    big = big[: big.rindex("\n") + 1]
+    # Paragraphs of 20 lines, and the first one a single 200 KB paragraph (a pasted log).
+    para = line * 20 + "\n"
+    big = "# Big\n\n" + line * 2500 + "\n" + para * (800_000 // len(para.encode()))
     doc = make_document("Big", big)
     a, b = open_editor(new_page, doc), open_editor(new_page, doc)
     assert value(a) == big

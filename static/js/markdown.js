@@ -10,8 +10,17 @@ import { tags, tagHighlighter } from "@lezer/highlight";
 
 const data = defineLanguageFacet({ commentTokens: { block: { open: "<!--", close: "-->" } } });
 
+// The parser is incremental between blocks, but parses a paragraph's inline content in
+// one go, and link brackets cost time quadratic in its length: one 1 MB paragraph (a
+// pasted log, text without blank lines) took 1.3 s to open. Paragraphs over 10,000
+// characters are cut at the next line break; only highlighting that spans the cut is lost.
+const LONG_PARAGRAPH = 10_000;
+const longParagraphs = {
+  parseBlock: [{ name: "LongParagraph", endLeaf: (_cx, _line, leaf) => leaf.content.length > LONG_PARAGRAPH }],
+};
+
 /** CodeMirror's Markdown language; incremental, parsed viewport first. */
-export const markdownLanguage = new Language(data, parser.configure(GFM), [], "markdown");
+export const markdownLanguage = new Language(data, parser.configure([GFM, longParagraphs]), [], "markdown");
 
 /** Token classes: the colours live in tandem.css (light and dark). */
 export const markdownHighlighter = tagHighlighter([

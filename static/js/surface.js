@@ -91,7 +91,10 @@ export class TandemEditor extends HTMLElement {
     this.view = new EditorView({
       state: EditorState.create({ doc: initial, extensions: this.extensions() }),
     });
-    const scrollTop = fallback ? fallback.scrollTop : 0;
+    // Reading the text area's scroll position lays out its whole text (hundreds of ms for
+    // a megabyte): only worth it when the page was painted, so someone could have scrolled.
+    const painted = performance.getEntriesByType("paint").length > 0;
+    const scrollTop = fallback && painted ? fallback.scrollTop : 0;
     if (fallback) fallback.replaceWith(this.view.dom);
     else this.replaceChildren(this.view.dom);
     if (scrollTop) this.view.scrollDOM.scrollTop = scrollTop;
