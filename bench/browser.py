@@ -14,10 +14,13 @@ one keystroke's own path, not a queue. Bounded: --keys keystrokes and --opens pa
 per size, each wait capped at 10 s, the whole run by --budget seconds.
 
   .venv/bin/python -m bench.browser                      # 1 KB and 1 MB, this checkout
-  .venv/bin/python -m bench.browser --repo /tmp/before --label before   # another checkout
+  .venv/bin/python -m bench.browser --repo before=/tmp/before --repo after=.   # compare
   .venv/bin/python -m bench.browser --sizes 1000 --keys 20 --opens 2     # quick
 
-Prints a Markdown table and writes JSON to bench/results/browser-<label>.json.
+With several --repo, every server runs at once and the measurements alternate between
+them (open, open, ..., then typing, size by size), so a busy machine weighs on each alike.
+The documents are bench/workloads.py's Markdown (headings, paragraphs, lists, code).
+Prints a Markdown table and writes JSON to bench/results/browser.json.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 if __package__ in {None, ""}:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.server import REPO, TandemServer
+from bench.workloads import markdown_document
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -100,14 +104,6 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def make_text(size: int) -> str:
-    line = "A line with *emphasis*, `code`, a [link](https://example.org), 😀 and 漢字.\n"
-    text = "# Benchmark\n\n"
-    while len(text.encode()) < size:
-        text += line
-    return text[: max(0, size - 64)]
-
-
 def create_document(base_url: str, text: str) -> str:
     body = json.dumps({"title": "bench", "text": text}).encode()
     req = urllib.request.Request(
@@ -132,6 +128,7 @@ def open_page(browser: Browser, url: str) -> Page:
 
 def measure_open(browser: Browser, url: str, opens: int, deadline: float) -> dict[str, Any]:
     times: list[float] = []
+    warm: list[float] = []
     sizes: list[int] = []
     for _ in range(opens):
         if time.monotonic() > deadline:
@@ -144,8 +141,17 @@ def measure_open(browser: Browser, url: str, opens: int, deadline: float) -> dic
             " return n.transferSize + r.reduce((s, e) => s + e.transferSize, 0); })()"
         )
         sizes.append(int(nav))
+        # Opened again in the same browser: modules come from the HTTP cache (hashed URLs
+        # are cached for ever) and V8's code cache, as for anyone's second visit.
+        page.goto(url)
+        page.wait_for_function("window.__bench.connected !== null && window.tandem")
+        warm.append(page.evaluate("window.__bench.connected"))
         page.context.close()
-    return {"open_ms": summary(times), "transfer_bytes": max(sizes) if sizes else 0}
+    return {
+        "open_ms": summary(times),
+        "warm_open_ms": summary(warm),
+        "transfer_bytes": max(sizes) if sizes else 0,
+    }
 
 
 def measure_typing(browser: Browser, url: str, keys: int, deadline: float) -> dict[str, Any]:
@@ -182,23 +188,29 @@ def measure_typing(browser: Browser, url: str, keys: int, deadline: float) -> di
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repo", type=Path, default=REPO, help="checkout whose server runs")
-    parser.add_argument("--label", default="after")
+    parser.add_argument(
+        "--repo",
+        action="append",
+        default=[],
+        help="label=checkout whose server to measure (repeatable; default after=this one)",
+    )
     parser.add_argument("--sizes", default="1000,1000000", help="document sizes in bytes")
     parser.add_argument("--keys", type=int, default=60, help="keystrokes per size")
     parser.add_argument("--opens", type=int, default=5, help="page loads per size")
-    parser.add_argument("--budget", type=float, default=300, help="seconds for the whole run")
+    parser.add_argument("--budget", type=float, default=600, help="seconds for the whole run")
     parser.add_argument("--chromium", default=os.environ.get("TANDEM_CHROMIUM", ""))
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "browser.json")
     args = parser.parse_args()
+    repos = dict(r.split("=", 1) for r in args.repo) or {"after": str(REPO)}
     deadline = time.monotonic() + args.budget
     chromium = args.chromium or shutil.which("chromium") or shutil.which("chromium-browser")
     results: dict[str, Any] = {
-        "label": args.label,
-        "repo": str(args.repo),
+        "repos": repos,
+        "cpus": os.cpu_count(),
         "loadavg_before": os.getloadavg(),
-        "cases": {},
+        "cases": {label: {} for label in repos},
     }
-    server = TandemServer(repo=args.repo).start()
+    servers = {label: TandemServer(repo=Path(path)).start() for label, path in repos.items()}
     try:
         with sync_playwright() as p:
             launch: dict[str, Any] = {"args": CHROMIUM_ARGS}
@@ -206,28 +218,51 @@ def main() -> int:
                 launch["executable_path"] = chromium
             browser = p.chromium.launch(**launch)
             for size in [int(s) for s in args.sizes.split(",")]:
-                url = f"{server.base_url}/d/{create_document(server.base_url, make_text(size))}/"
-                case = measure_open(browser, url, args.opens, deadline)
-                case.update(measure_typing(browser, url, args.keys, deadline))
-                results["cases"][str(size)] = case
-                print(f"{args.label} {size}: {json.dumps(case)}", file=sys.stderr)
+                text = markdown_document(size)
+                urls = {
+                    label: f"{srv.base_url}/d/{create_document(srv.base_url, text)}/"
+                    for label, srv in servers.items()
+                }
+                opens: dict[str, list[dict[str, Any]]] = {label: [] for label in repos}
+                for _ in range(args.opens):
+                    for label, url in urls.items():
+                        opens[label].append(measure_open(browser, url, 1, deadline))
+                for label, url in urls.items():
+                    times = [o["open_ms"]["p50"] for o in opens[label] if o["open_ms"]["n"]]
+                    warm = [o["warm_open_ms"]["p50"] for o in opens[label] if o["open_ms"]["n"]]
+                    case = {
+                        "open_ms": summary(times),
+                        "warm_open_ms": summary(warm),
+                        "transfer_bytes": max(
+                            (o["transfer_bytes"] for o in opens[label]), default=0
+                        ),
+                        "loadavg": os.getloadavg(),
+                    }
+                    case.update(measure_typing(browser, url, args.keys, deadline))
+                    results["cases"][label][str(size)] = case
+                    print(f"{label} {size}: {json.dumps(case)}", file=sys.stderr)
             browser.close()
     finally:
-        server.stop()
-        shutil.rmtree(server.tmp, ignore_errors=True)
+        for srv in servers.values():
+            srv.stop()
+            shutil.rmtree(srv.tmp, ignore_errors=True)
     results["loadavg_after"] = os.getloadavg()
-    out = REPO / "bench" / "results" / f"browser-{args.label}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"| {args.label} | size | open p50 | bytes | remote p50 / p95 | painted p50 / p95 |"
-          " typist p50 / p95 |")
-    for size, c in results["cases"].items():
-        print(
-            f"| {args.label} | {size} | {c['open_ms']['p50']} | {c['transfer_bytes']} |"
-            f" {c['remote_ms']['p50']} / {c['remote_ms']['p95']} |"
-            f" {c['remote_painted_ms']['p50']} / {c['remote_painted_ms']['p95']} |"
-            f" {c['typist_to_frame_ms']['p50']} / {c['typist_to_frame_ms']['p95']} |"
-        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(
+        "| surface | size | open p50 / p95 (ms) | warm open p50 | page bytes | remote p50 / p95 |"
+        " remote painted p50 / p95 | typist to frame p50 / p95 |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for label, cases in results["cases"].items():
+        for size, c in cases.items():
+            print(
+                f"| {label} | {size} | {c['open_ms']['p50']} / {c['open_ms']['p95']} |"
+                f" {c['warm_open_ms']['p50']} |"
+                f" {c['transfer_bytes']} | {c['remote_ms']['p50']} / {c['remote_ms']['p95']} |"
+                f" {c['remote_painted_ms']['p50']} / {c['remote_painted_ms']['p95']} |"
+                f" {c['typist_to_frame_ms']['p50']} / {c['typist_to_frame_ms']['p95']} |"
+            )
     print(f"load average before {results['loadavg_before']}, after {results['loadavg_after']}")
     return 0
 
