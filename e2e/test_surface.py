@@ -80,7 +80,7 @@ def test_markdown_is_highlighted_in_light_and_dark(
             ("md-url", "https://example.org"),
         ]:
             expect(content.locator(f".{cls}", has_text=text).first).to_be_visible()
-        expect(content.locator(".md-list.md-mark").first).to_have_text("-")
+        expect(content.locator(".md-list-mark").first).to_have_text("-")
         heading = content.locator(".md-heading", has_text="Heading").first
         colours[scheme] = heading.evaluate("el => getComputedStyle(el).color")
         text_colour = content.evaluate("el => getComputedStyle(el).color")

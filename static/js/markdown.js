@@ -6,7 +6,7 @@
 
 import { Language, defineLanguageFacet, syntaxHighlighting } from "@codemirror/language";
 import { GFM, parser } from "@lezer/markdown";
-import { tags, tagHighlighter } from "@lezer/highlight";
+import { Tag, styleTags, tags, tagHighlighter } from "@lezer/highlight";
 
 const data = defineLanguageFacet({ commentTokens: { block: { open: "<!--", close: "-->" } } });
 
@@ -19,8 +19,18 @@ const longParagraphs = {
   parseBlock: [{ name: "LongParagraph", endLeaf: (_cx, _line, leaf) => leaf.content.length > LONG_PARAGRAPH }],
 };
 
+// A list's bullet or number gets its own tag (the parser tags every mark, `#`, `*`, `[`,
+// alike), so that it can stand out without colouring the marks inside list items.
+const listMark = Tag.define(tags.processingInstruction);
+const listMarks = { props: [styleTags({ ListMark: listMark })] };
+
 /** CodeMirror's Markdown language; incremental, parsed viewport first. */
-export const markdownLanguage = new Language(data, parser.configure([GFM, longParagraphs]), [], "markdown");
+export const markdownLanguage = new Language(
+  data,
+  parser.configure([GFM, longParagraphs, listMarks]),
+  [],
+  "markdown",
+);
 
 /** Token classes: the colours live in tandem.css (light and dark). */
 export const markdownHighlighter = tagHighlighter([
@@ -33,8 +43,8 @@ export const markdownHighlighter = tagHighlighter([
   { tag: tags.link, class: "md-link" },
   { tag: tags.url, class: "md-url" },
   { tag: tags.monospace, class: "md-code" },
+  { tag: listMark, class: "md-mark md-list-mark" },
   { tag: tags.processingInstruction, class: "md-mark" },
-  { tag: tags.list, class: "md-list" },
   { tag: tags.quote, class: "md-quote" },
   { tag: tags.contentSeparator, class: "md-hr" },
   { tag: tags.comment, class: "md-comment" },
