@@ -32,11 +32,12 @@ STATIC = REPO / "static"
 
 
 def import_map() -> str:
-    """The editor page's import map (templates/editor/_importmap.html) with plain /static/
-    URLs, for pages served straight from static/."""
-    template = (REPO / "templates" / "editor" / "_importmap.html").read_text()
+    """An import map for the vendored modules with plain /static/ URLs (the editor page's
+    comes from templates/editor/_importmap.html), for pages served straight from static/."""
+    template = (REPO / "templates" / "editor" / "_vendor_imports.html").read_text()
     template = re.sub(r"\{% load [^%]*%\}|\{#.*?#\}", "", template)
-    return re.sub(r"\{% static '([^']+)' %\}", r"/static/\1", template).strip()
+    entries = re.sub(r"\{% static '([^']+)' %\}", r"/static/\1", template).strip()
+    return f'<script type="importmap">{{"imports": {{{entries}}}}}</script>'
 
 
 BLANK_PAGE = f"""<!doctype html><html><head><meta charset="utf-8"><title>units</title>

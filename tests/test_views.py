@@ -6,8 +6,10 @@ whole page.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,8 @@ from tests.conftest import htmx
 from tests.html import parse
 
 pytestmark = pytest.mark.django_db
+
+REPO = Path(__file__).resolve().parent.parent
 
 MakeDoc = Callable[..., Document]
 
@@ -417,3 +421,19 @@ def test_csrf_token_from_the_page_lets_posts_through(make_doc: MakeDoc) -> None:
     assert response.status_code == 302
     doc.refresh_from_db()
     assert doc.title == "Mine"
+
+
+def test_editor_page_import_map_resolves_every_module_to_a_static_file(
+    client: Client, make_doc: MakeDoc
+) -> None:
+    doc = make_doc("T", "text")
+    page = parse(client.get(f"/d/{doc.id}/").content)
+    (script,) = [e for e in page.all if e.tag == "script" and e.attrs.get("type") == "importmap"]
+    imports = json.loads(script.text)["imports"]
+    for name in ["@codemirror/state", "@codemirror/view", "@lezer/markdown", "/static/js/delta.js"]:
+        assert imports[name].startswith("/static/"), name
+    vendored = REPO / "static" / "vendor" / "codemirror"
+    packages = {p.parent.relative_to(vendored).as_posix() for p in vendored.rglob("index.js")}
+    assert packages <= set(imports), packages - set(imports)
+    preloads = {e.attrs["href"] for e in page.all if e.attrs.get("rel") == "modulepreload"}
+    assert set(imports.values()) <= preloads
