@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.template.loader import render_to_string
 from django.test import Client
 from django.utils import timezone
 
@@ -437,3 +438,20 @@ def test_editor_page_import_map_resolves_every_module_to_a_static_file(
     assert packages <= set(imports), packages - set(imports)
     preloads = {e.attrs["href"] for e in page.all if e.attrs.get("rel") == "modulepreload"}
     assert set(imports.values()) <= preloads
+
+
+def test_editor_template_renders_a_read_only_page(make_doc: MakeDoc) -> None:
+    # The sharing work gives viewers `read_only`; the page says so before any script runs.
+    doc = make_doc("T", "text")
+    context = {"document": doc, "text": "text", "version": 1, "blocks": [], "words": 1}
+    context["updated_at"] = doc.updated_at
+    page = parse(render_to_string("editor/editor.html", {**context, "read_only": True}))
+    editor = page.by_id["editor"]
+    assert "readonly" in editor.attrs
+    (area,) = [c for c in editor.children if c.tag == "textarea"]
+    assert "readonly" in area.attrs
+    (note,) = [c for c in editor.children if c.attrs.get("class") == "readonly-note"]
+    assert note.text.startswith("Read-only")
+    page = parse(render_to_string("editor/editor.html", context))
+    assert "readonly" not in page.by_id["editor"].attrs
+    assert not [c for c in page.by_id["editor"].children if c.tag == "p"]

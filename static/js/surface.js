@@ -80,6 +80,7 @@ export class TandemEditor extends HTMLElement {
 
   mount() {
     const fallback = this.querySelector("textarea");
+    this.note = this.querySelector(".readonly-note"); // the server's, for a viewer's page
     // defaultValue is the text exactly as the server sent it (the parser already
     // dropped the newline after <textarea>); value has anything typed since.
     const initial = fallback ? fallback.defaultValue : this.textContent;
