@@ -65,6 +65,7 @@ export class TandemEditor extends HTMLElement {
     this.initialText = "";
     this.handlers = { onEdit: noop, onUndo: noop, onRedo: noop, onCompositionEnd: noop };
     this.pending = null; // local changes not yet reported (an IME composition)
+    this.sendingSelection = null; // the selection after the changes being reported
     this.early = null; // typed into the fallback text area before this module ran
     this.editable = new Compartment();
     this.note = null;
@@ -91,6 +92,12 @@ export class TandemEditor extends HTMLElement {
     }
     this.view = new EditorView({
       state: EditorState.create({ doc: initial, extensions: this.extensions() }),
+      // Local changes are reported before the view updates: the request leaves before
+      // the new state (the Markdown reparse) and the DOM update are computed.
+      dispatchTransactions: (trs, view) => {
+        this.beforeUpdate(trs, view);
+        view.update(trs);
+      },
     });
     // Reading the text area's scroll position lays out its whole text (hundreds of ms for
     // a megabyte): only worth it when the page was painted, so someone could have scrolled.
@@ -170,7 +177,6 @@ export class TandemEditor extends HTMLElement {
       this.editable.of(this.editableExtensions()),
       // The server refuses lone surrogates: typed ones become U+FFFD (same length).
       EditorState.transactionFilter.of((tr) => this.filterLocal(tr)),
-      EditorView.updateListener.of((update) => this.onUpdate(update)),
     ];
   }
 
@@ -194,12 +200,21 @@ export class TandemEditor extends HTMLElement {
     return { changes, selection: tr.selection, scrollIntoView: tr.scrollIntoView, userEvent: tr.annotation(Transaction.userEvent) };
   }
 
-  onUpdate(update) {
-    for (const tr of update.transactions) {
+  beforeUpdate(trs, view) {
+    let selection = null;
+    for (const tr of trs) {
+      selection = tr.newSelection; // known without computing the new state
       if (!tr.docChanged || tr.annotation(remote)) continue;
       this.pending = this.pending ? this.pending.compose(tr.changes) : tr.changes;
     }
-    if (this.pending && !update.view.composing) this.flushPending();
+    if (this.pending && !view.composing) {
+      this.sendingSelection = selection; // the view still shows the old state
+      try {
+        this.flushPending();
+      } finally {
+        this.sendingSelection = null;
+      }
+    }
   }
 
   /** Reports the local changes not reported yet as one edit. */
@@ -246,7 +261,10 @@ export class TandemEditor extends HTMLElement {
     }
     return {
       isComposing: () => this.view.composing || this.pending !== null,
-      selection: () => [this.selectionStart, this.selectionEnd],
+      selection: () => {
+        const main = (this.sendingSelection || this.view.state.selection).main;
+        return [main.from, main.to];
+      },
       catchUp: () => {
         if (!this.view.composing) this.flushPending();
       },
