@@ -5,8 +5,9 @@ helper module), and each test imports the ES modules in a blank page and checks 
 there: delta.js (apply, compose, transform, transformIndex, anchoredDiff, splitDelta,
 with emoji, CJK and combining marks), sync-client.js against a fake transport and a fake
 OT server (acks while typing, pushes, pokes, resends, undo queueing, errors, large pastes, and a
-seeded multi-editor convergence run), and textarea.js driven by real key presses and a
-real IME composition (Chrome DevTools' Input.imeSetComposition).
+seeded multi-editor convergence run), and surface.js (the CodeMirror editor behind
+#editor) driven by real key presses, a real paste and a real IME composition (Chrome
+DevTools' Input.imeSetComposition).
 
 Run: .venv/bin/pytest e2e/test_client_units.py -q -p no:django
 """
@@ -14,6 +15,7 @@ Run: .venv/bin/pytest e2e/test_client_units.py -q -p no:django
 # ruff: noqa: E501  (the in-page tests are JavaScript source in strings)
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -23,11 +25,23 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
+from e2e.client import eventually
+
 REPO = Path(__file__).resolve().parent.parent
 STATIC = REPO / "static"
 
-BLANK_PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>units</title></head>
-<body><textarea id="ta" style="width:300px;height:120px"></textarea></body></html>"""
+
+def import_map() -> str:
+    """An import map for the vendored modules with plain /static/ URLs (the editor page's
+    comes from templates/editor/_importmap.html), for pages served straight from static/."""
+    template = (REPO / "templates" / "editor" / "_vendor_imports.html").read_text()
+    template = re.sub(r"\{% load [^%]*%\}|\{#.*?#\}", "", template)
+    entries = re.sub(r"\{% static '([^']+)' %\}", r"/static/\1", template).strip()
+    return f'<script type="importmap">{{"imports": {{{entries}}}}}</script>'
+
+
+BLANK_PAGE = f"""<!doctype html><html><head><meta charset="utf-8"><title>units</title>
+{import_map()}</head><body></body></html>""".encode()
 
 # Helpers for the in-page tests: a seeded PRNG, random texts and deltas that respect
 # surrogate pairs, and a fake server speaking docs/protocol.md with plain OT (the real
@@ -227,12 +241,12 @@ def unit_page(browser: Browser, static_server: StaticServer) -> Iterator[Page]:
 
 def run(page: Page, body: str, arg: Any = None) -> Any:
     """Runs `body` (an async function body with `d` = delta.js, `S` = sync-client.js,
-    `T` = textarea.js, `L` = the test helpers, `arg`) in the page; returns its result."""
+    `T` = surface.js, `L` = the test helpers, `arg`) in the page; returns its result."""
     return page.evaluate(
         """async ([body, arg]) => {
             const d = await import('/static/js/delta.js');
             const S = await import('/static/js/sync-client.js');
-            const T = await import('/static/js/textarea.js');
+            const T = await import('/static/js/surface.js');
             const L = await import('/testlib.js');
             const fn = new (Object.getPrototypeOf(async function () {}).constructor)('d', 'S', 'T', 'L', 'arg', body);
             return await fn(d, S, T, L, arg);
@@ -846,36 +860,110 @@ def test_sync_many_editors_converge(unit_page: Page) -> None:
     assert sum(x["count"] for x in r) > 1000
 
 
-# ---------------------------------------------------------------------- textarea.js
+# ----------------------------------------------------------------------- surface.js
 
-TEXTAREA_SETUP = """
-const ta = document.getElementById('ta');
-ta.value = arg?.value ?? '';
+SURFACE_SETUP = """
+document.getElementById('ta')?.remove();
+const el = document.createElement('tandem-editor');
+el.id = 'ta';
+el.style.cssText = 'display:block;width:300px;height:120px';
+const fallback = document.createElement('textarea');
+fallback.defaultValue = arg?.value ?? '';
+el.append(fallback);
+document.body.append(el);   // surface.js mounts CodeMirror here
+el.view.dom.style.height = '100%';  // the page's CSS does this on the editor page
 const edits = [];
 const calls = [];
 window.__edits = edits;
 window.__calls = calls;
-window.__binding = T.bindTextarea(ta, {
+window.__binding = el.bindSync({
   onEdit: (delta) => edits.push(delta),
   onUndo: () => calls.push('undo'),
   onRedo: () => calls.push('redo'),
   onCompositionEnd: () => calls.push('compositionend'),
 });
-ta.focus();
-ta.setSelectionRange(arg?.caret ?? ta.value.length, arg?.caret ?? ta.value.length);
+el.focus();
+const caret = arg?.caret ?? el.value.length;
+el.setSelectionRange(caret, caret);
 """
 
 
-def bind_textarea(page: Page, value: str = "", caret: int | None = None) -> None:
-    run(page, TEXTAREA_SETUP, {"value": value, "caret": caret})
+def bind_surface(page: Page, value: str = "", caret: int | None = None) -> None:
+    run(page, SURFACE_SETUP, {"value": value, "caret": caret})
 
 
 def edits(page: Page) -> list[Any]:
     return page.evaluate("window.__edits.splice(0)")
 
 
-def test_textarea_typing_backspace_delete_and_selection(unit_page: Page) -> None:
-    bind_textarea(unit_page, "aaa", caret=1)
+def surface_value(page: Page) -> str:
+    return page.evaluate("document.getElementById('ta').value")
+
+
+def test_surface_is_codemirror_with_the_text_area_api(unit_page: Page) -> None:
+    bind_surface(unit_page, "one 😀\ntwo", caret=2)
+    r = unit_page.evaluate(
+        """() => {
+            const el = document.getElementById('ta');
+            const out = {};
+            out.mounted = !!el.querySelector('.cm-editor .cm-content') && !el.querySelector('textarea');
+            out.value = el.value;
+            out.caret = [el.selectionStart, el.selectionEnd];
+            el.setSelectionRange(6, 4, 'backward');   // start > end: collapses at end, as a text area
+            out.collapsed = [el.selectionStart, el.selectionEnd];
+            el.setSelectionRange(4, 6, 'backward');
+            out.backward = [el.selectionStart, el.selectionEnd, el.selectionDirection];
+            el.select();
+            out.all = [el.selectionStart, el.selectionEnd];
+            out.focused = el.contains(document.activeElement);
+            out.readOnly = el.readOnly;
+            return out;
+        }"""
+    )
+    assert r["mounted"] and r["value"] == "one 😀\ntwo"
+    assert r["caret"] == [2, 2]
+    assert r["collapsed"] == [4, 4]
+    assert r["backward"] == [4, 6, "backward"]
+    assert r["all"] == [0, len("one 😀\ntwo".encode("utf-16-le")) // 2]
+    assert r["focused"] is True and r["readOnly"] is False
+
+
+def test_surface_changesets_become_deltas_and_back(unit_page: Page) -> None:
+    r = run(
+        unit_page,
+        """
+        const { EditorState } = await import('@codemirror/state');
+        const out = [];
+        for (const [doc, delta] of arg) {
+            const state = EditorState.create({ doc });
+            const tr = state.update({ changes: T.deltaToChanges(delta) });
+            out.push([tr.newDoc.toString(), d.apply(doc, delta), T.changesToDelta(tr.changes)]);
+        }
+        return out;
+        """,
+        [
+            ["a😀b\nc", [{"retain": 1}, {"delete": 2}, {"insert": "漢\n"}]],
+            ["e\u0301x", [{"retain": 2}, {"insert": "🎉"}, {"delete": 1}]],
+            [
+                "abc",
+                [{"insert": "X"}, {"retain": 1}, {"delete": 1}, {"retain": 1}, {"insert": "Y"}],
+            ],
+        ],
+    )
+    for new_doc, applied, _delta in r:
+        assert new_doc == applied
+    assert r[0][2] == [{"retain": 1}, {"insert": "漢\n"}, {"delete": 2}]
+    assert r[2][2] == [
+        {"insert": "X"},
+        {"retain": 1},
+        {"delete": 1},
+        {"retain": 1},
+        {"insert": "Y"},
+    ]
+
+
+def test_surface_typing_backspace_delete_and_selection(unit_page: Page) -> None:
+    bind_surface(unit_page, "aaa", caret=1)
     unit_page.keyboard.type("a")
     assert edits(unit_page) == [[{"retain": 1}, {"insert": "a"}]]
     unit_page.keyboard.press("Backspace")  # caret 2 in "aaaa": deletes index 1
@@ -885,43 +973,45 @@ def test_textarea_typing_backspace_delete_and_selection(unit_page: Page) -> None
     unit_page.evaluate("document.getElementById('ta').setSelectionRange(0, 2)")
     unit_page.keyboard.type("Z")  # replaces the selection "aa"
     assert edits(unit_page) == [[{"insert": "Z"}, {"delete": 2}]]
-    assert unit_page.evaluate("document.getElementById('ta').value") == "Z"
+    assert surface_value(unit_page) == "Z"
 
 
-def test_textarea_emoji_and_cjk_and_paste(unit_page: Page) -> None:
-    bind_textarea(unit_page, "x", caret=1)
+def test_surface_emoji_and_cjk_and_paste(unit_page: Page) -> None:
+    bind_surface(unit_page, "x", caret=1)
     unit_page.keyboard.insert_text("😀漢")
     assert edits(unit_page) == [[{"retain": 1}, {"insert": "😀漢"}]]
     unit_page.keyboard.press("ArrowLeft")
     unit_page.keyboard.press("Backspace")  # the whole emoji (2 units)
     assert edits(unit_page) == [[{"retain": 1}, {"delete": 2}]]
-    # A real Ctrl+V of 100 KB (with CRLFs, which the text area turns into LFs): one edit.
+    # A real Ctrl+V of 100 KB (with CRLFs, which become LFs): one edit.
     unit_page.evaluate("navigator.clipboard.writeText('line of pasted text 😀\\r\\n'.repeat(4500))")
     unit_page.evaluate("document.getElementById('ta').setSelectionRange(1, 1)")
     unit_page.keyboard.press("Control+v")
     pasted = edits(unit_page)
     expected = "line of pasted text 😀\n" * 4500
     assert pasted == [[{"retain": 1}, {"insert": expected}]]
-    assert unit_page.evaluate("document.getElementById('ta').value") == "x" + expected + "漢"
+    assert surface_value(unit_page) == "x" + expected + "漢"
 
 
-def test_textarea_ime_composition_is_one_edit_at_its_end(unit_page: Page) -> None:
-    bind_textarea(unit_page, "ab", caret=1)
+def test_surface_ime_composition_is_one_edit_at_its_end(unit_page: Page) -> None:
+    bind_surface(unit_page, "ab", caret=1)
     cdp = unit_page.context.new_cdp_session(unit_page)
     cdp.send("Input.imeSetComposition", {"text": "n", "selectionStart": 1, "selectionEnd": 1})
     cdp.send("Input.imeSetComposition", {"text": "ni", "selectionStart": 2, "selectionEnd": 2})
     cdp.send("Input.imeSetComposition", {"text": "你", "selectionStart": 1, "selectionEnd": 1})
+    unit_page.wait_for_timeout(100)
     assert edits(unit_page) == []  # nothing half-composed
     assert unit_page.evaluate("window.__binding.isComposing()") is True
     cdp.send("Input.insertText", {"text": "你"})  # commit
+    eventually(lambda: unit_page.evaluate("window.__edits.length"), 5, "the committed edit")
     assert edits(unit_page) == [[{"retain": 1}, {"insert": "你"}]]
     assert unit_page.evaluate("window.__binding.isComposing()") is False
-    assert unit_page.evaluate("window.__calls") == ["compositionend"]
-    assert unit_page.evaluate("document.getElementById('ta').value") == "a你b"
+    eventually(lambda: unit_page.evaluate("window.__calls") == ["compositionend"], 5)
+    assert surface_value(unit_page) == "a你b"
 
 
-def test_textarea_undo_keys_go_to_the_server_not_the_browser(unit_page: Page) -> None:
-    bind_textarea(unit_page, "", caret=0)
+def test_surface_undo_keys_go_to_the_server_not_the_browser(unit_page: Page) -> None:
+    bind_surface(unit_page, "", caret=0)
     unit_page.keyboard.type("abc")
     edits(unit_page)
     unit_page.keyboard.press("Control+z")
@@ -929,63 +1019,88 @@ def test_textarea_undo_keys_go_to_the_server_not_the_browser(unit_page: Page) ->
     unit_page.keyboard.press("Control+y")
     unit_page.keyboard.press("Meta+z")
     assert unit_page.evaluate("window.__calls") == ["undo", "redo", "redo", "undo"]
-    assert (
-        unit_page.evaluate("document.getElementById('ta').value") == "abc"
-    )  # browser undo did not run
+    assert surface_value(unit_page) == "abc"  # no undo ran in the browser
     assert edits(unit_page) == []
 
 
-def test_textarea_remote_change_keeps_caret_selection_and_scroll(unit_page: Page) -> None:
+def test_surface_remote_change_keeps_caret_selection_and_scroll(unit_page: Page) -> None:
     text = "".join(f"line {i}\n" for i in range(200))
-    bind_textarea(unit_page, text, caret=0)
+    bind_surface(unit_page, text, caret=0)
     r = unit_page.evaluate(
-        """() => {
-            const ta = document.getElementById('ta');
+        """async () => {
+            const el = document.getElementById('ta');
+            const view = el.view;
             const b = window.__binding;
+            const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+            const topLine = () => {
+                const rect = view.scrollDOM.getBoundingClientRect();
+                const pos = view.posAtCoords({x: rect.left + 5, y: rect.top + 5});
+                return view.state.doc.lineAt(pos).text;
+            };
             const out = {};
             // a selection made backwards in the middle, scrolled there
-            ta.setSelectionRange(700, 710, 'backward');
-            ta.scrollTop = 900;
-            const scroll = ta.scrollTop;
+            el.setSelectionRange(700, 710, 'backward');
+            view.scrollDOM.scrollTop = 900;
+            await frame(); await frame();
+            const before = topLine();
             b.applyRemote([{insert: 'REMOTE\\n'}]);            // before the selection
-            out.sel1 = [ta.selectionStart, ta.selectionEnd, ta.selectionDirection];
-            out.scroll1 = ta.scrollTop === scroll;
+            out.sel1 = [el.selectionStart, el.selectionEnd, el.selectionDirection];
+            await frame(); await frame();
+            out.scroll1 = [before, topLine()];                  // the same line stays on top
             b.applyRemote([{retain: 1500}, {insert: 'after'}]);   // after it: unchanged
-            out.sel2 = [ta.selectionStart, ta.selectionEnd];
+            out.sel2 = [el.selectionStart, el.selectionEnd];
             // a collapsed caret with text inserted exactly at it stays before that text
-            ta.setSelectionRange(5, 5);
+            el.setSelectionRange(5, 5);
             b.applyRemote([{retain: 5}, {insert: 'XY'}]);
-            out.caret = [ta.selectionStart, ta.selectionEnd];
+            out.caret = [el.selectionStart, el.selectionEnd];
             // the selection does not grow when text is inserted at its edges
-            ta.setSelectionRange(10, 12);
+            el.setSelectionRange(10, 12);
             b.applyRemote([{retain: 10}, {insert: '<'}, {retain: 2}, {insert: '>'}]);
-            out.edges = [ta.selectionStart, ta.selectionEnd, ta.value.slice(ta.selectionStart, ta.selectionEnd)];
+            out.edges = [el.selectionStart, el.selectionEnd];
             // a deletion around the caret puts it at the deletion
-            ta.setSelectionRange(30, 30);
+            el.setSelectionRange(30, 30);
             b.applyRemote([{retain: 25}, {delete: 10}]);
-            out.deleted = ta.selectionStart;
+            out.deleted = el.selectionStart;
             out.edits = window.__edits.length;   // remote changes are not local edits
             return out;
         }"""
     )
-    assert r["sel1"] == [707, 717, "backward"] and r["scroll1"] is True
+    assert r["sel1"] == [707, 717, "backward"]
+    assert r["scroll1"][0] == r["scroll1"][1], r["scroll1"]
     assert r["sel2"] == [707, 717]
     assert r["caret"] == [5, 5]
-    assert r["edges"][0] == 11 and r["edges"][1] == 13
+    assert r["edges"] == [11, 13]
     assert r["deleted"] == 25
     assert r["edits"] == 0
 
 
-def test_textarea_lone_surrogates_become_replacement_characters(unit_page: Page) -> None:
-    bind_textarea(unit_page, "ab", caret=1)
+def test_surface_lone_surrogates_become_replacement_characters(unit_page: Page) -> None:
+    bind_surface(unit_page, "ab", caret=1)
     r = unit_page.evaluate(
         """() => {
-            document.execCommand('insertText', false, 'x\\ud83dy');
-            const ta = document.getElementById('ta');
-            return [ta.value, window.__edits.splice(0), ta.selectionStart];
+            const el = document.getElementById('ta');
+            el.view.dispatch({changes: {from: 1, insert: 'x\\ud83dy'}, selection: {anchor: 4}});
+            return [el.value, window.__edits.splice(0), el.selectionStart];
         }"""
     )
-    # the protocol rejects lone surrogates: the text area and the edit agree on U+FFFD
-    assert r[0] == "ax\ufffdyb"  # Chrome inserts the lone half as it is
+    # the protocol rejects lone surrogates: the editor and the edit agree on U+FFFD
+    assert r[0] == "ax\ufffdyb"
     assert r[1] == [[{"retain": 1}, {"insert": "x\ufffdy"}]]
     assert r[2] == 4
+
+
+def test_surface_read_only_refuses_local_edits_but_takes_remote_ones(unit_page: Page) -> None:
+    bind_surface(unit_page, "text", caret=4)
+    unit_page.evaluate("document.getElementById('ta').readOnly = true")
+    unit_page.locator("#ta").click()
+    unit_page.keyboard.type("typed")
+    unit_page.evaluate("document.execCommand('insertText', false, 'exec')")
+    unit_page.evaluate(
+        "document.getElementById('ta').view.dispatch({changes: {from: 0, insert: 'x'}})"
+    )
+    assert surface_value(unit_page) == "text" and edits(unit_page) == []
+    unit_page.evaluate("window.__binding.applyRemote([{retain: 4}, {insert: '!'}])")
+    assert surface_value(unit_page) == "text!"
+    assert unit_page.locator("#ta .readonly-note").is_visible()
+    unit_page.evaluate("document.getElementById('ta').readOnly = false")
+    assert unit_page.locator("#ta .readonly-note").count() == 0

@@ -29,7 +29,7 @@ from websockets.sync.server import ServerConnection, serve
 from collab import delta as pydelta
 from collab.protocol import CLOSE_RETRY, browser_constants
 from e2e.client import eventually
-from e2e.test_client_units import StaticServer
+from e2e.test_client_units import StaticServer, import_map
 
 INITIAL_TEXT = "Hello"
 INITIAL_VERSION = 7
@@ -38,16 +38,16 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>wiring</title>
 <meta name="htmx-config" content='{"allowScriptTags": false, "selfRequestsOnly": true}'>
 <script src="/htmx/htmx-2.js" defer></script>
 <script src="/htmx/ext/hx-ws-2.js" defer></script>
+IMPORTMAP
 <script type="module" src="/static/js/editor.js"></script>
 </head><body>
 <span id="status" data-state="connecting" data-version="VERSION" role="status" aria-live="polite">
   <span class="dot" aria-hidden="true"></span><span class="label">Connecting…</span></span>
 <div id="collab" hx-ext="ws" ws-connect="WSURL">
-  <textarea id="editor" style="width:600px;height:200px">
-TEXT</textarea>
+  <tandem-editor id="editor" style="display:flex;width:600px;height:200px"><textarea style="flex:1">
+TEXT</textarea></tandem-editor>
   <article id="preview"></article>
 </div>
-<script id="initial-text" type="application/json">JSONTEXT</script>
 <script id="tandem-protocol" type="application/json">PROTOCOL</script>
 <script>
   // Every data-state the indicator goes through, for the tests.
@@ -196,8 +196,8 @@ def editor_url(static_server: StaticServer, fake: FakeTandem) -> str:
     html = (
         PAGE.replace("WSURL", fake.url)
         .replace("VERSION", str(INITIAL_VERSION))
-        .replace("JSONTEXT", json.dumps(INITIAL_TEXT))
         .replace("PROTOCOL", json.dumps(browser_constants()))
+        .replace("IMPORTMAP", import_map())
         .replace("TEXT", INITIAL_TEXT)
     )
     static_server.extra[path] = ("text/html; charset=utf-8", html.encode())

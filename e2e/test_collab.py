@@ -22,7 +22,8 @@ def open_editor(new_page: NewPage, doc: CreatedDocument) -> Page:
 
 
 def value(page: Page) -> str:
-    return page.locator("#editor").input_value()
+    # #editor is the CodeMirror surface: a `value` like a text area's, not an <input>.
+    return str(page.locator("#editor").evaluate("el => el.value"))
 
 
 def stored_text(server_url: str, doc_id: str) -> str:
@@ -136,7 +137,7 @@ def test_no_acknowledged_keystroke_is_lost_when_the_server_is_killed(
     assert value(a) == "before crash. while down. after."
     b = new_page()
     b.goto(doc.url)
-    expect(b.locator("#editor")).to_have_value("before crash. while down. after.")
+    expect(b.locator("#editor")).to_have_js_property("value", "before crash. while down. after.")
 
 
 def test_preview_and_presence_update_everywhere(

@@ -173,7 +173,7 @@ def test_open_a_document_by_its_url_shows_its_text(page: Page, make_document: Ma
     page.on("pageerror", lambda error: errors.append(str(error)))
     response = page.goto(doc.url)
     assert response is not None and response.status == 200
-    expect(page.locator("#editor")).to_have_value(text)
+    expect(page.locator("#editor")).to_have_js_property("value", text)
     expect(page.locator("#title-input")).to_have_value(doc.title)
     expect(page).to_have_title(f"{doc.title} · Tandem")
     for element_id in ["title", "editor", "preview", "presence", "status"]:
@@ -226,7 +226,7 @@ def test_the_new_page_fixture_gives_independent_browsers(
     pages = [new_page() for _ in range(3)]
     for p in pages:
         p.goto(doc.path)
-        expect(p.locator("#editor")).to_have_value("shared")
+        expect(p.locator("#editor")).to_have_js_property("value", "shared")
     cookies = [p.context.cookies() for p in pages]
     assert len({c[0]["value"] for c in cookies if c}) == len(pages), "contexts share cookies"
     assert len({id(p.context) for p in pages}) == 3

@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
+from django.template.loader import render_to_string
 from django.test import Client
 from django.utils import timezone
 
@@ -21,6 +24,8 @@ from tests.conftest import htmx
 from tests.html import parse
 
 pytestmark = pytest.mark.django_db
+
+REPO = Path(__file__).resolve().parent.parent
 
 MakeDoc = Callable[..., Document]
 
@@ -289,7 +294,8 @@ def test_editor_page_has_every_element_of_the_contract(client: Client, make_doc:
     page = parse(response.content)
     for element_id in ["title", "editor", "preview", "presence", "status"]:
         assert element_id in page.by_id, element_id
-    assert page.by_id["editor"].tag == "textarea"
+    # The editing surface (static/js/surface.js) around the server-rendered text area.
+    assert page.by_id["editor"].tag == "tandem-editor"
     status = page.by_id["status"].attrs
     assert status["data-state"] == "connecting"
     assert status["data-version"] == "1"
@@ -329,10 +335,26 @@ def test_editor_page_renders_the_stored_text_exactly(
     body = client.get(f"/d/{doc.id}/").content.decode()
     page = parse(body)
     # The HTML parser drops one newline right after <textarea>: the page puts one there.
-    assert page.by_id["editor"].text == "\n" + text
-    # The client's shadow comes from data, not from the text area.
-    assert json.loads(page.by_id["initial-text"].text) == text
+    # The client's shadow is that text area's defaultValue: the text is shipped once.
+    assert fallback_text(page) == "\n" + text
+    assert "initial-text" not in page.by_id
     assert "<script>alert" not in body
+
+
+def fallback_text(page: Any) -> str:
+    """The text of the text area inside #editor (what the page shows before its scripts
+    run, and where static/js/surface.js reads the text from)."""
+    editor = page.by_id["editor"]
+    assert editor.tag == "tandem-editor"
+    (area,) = [c for c in editor.children if c.tag == "textarea"]
+    return area.text
+
+
+def test_editor_page_ships_the_text_once(client: Client, make_doc: MakeDoc) -> None:
+    text = "unique-marker-" + "x" * 1000
+    doc = make_doc("T", text)
+    body = client.get(f"/d/{doc.id}/").content.decode()
+    assert body.count("unique-marker-") == 2  # the text area and the preview, nothing else
 
 
 def test_editor_page_escapes_a_textarea_breakout(client: Client, make_doc: MakeDoc) -> None:
@@ -354,8 +376,7 @@ def test_text_with_cr_line_ends_is_stored_and_shown_with_lf_only(client: Client)
     doc_id = response.json()["id"]
     assert store.read_document(doc_id)[0] == "one\ntwo\nthree\n"
     page = parse(client.get(f"/d/{doc_id}/").content)
-    assert page.by_id["editor"].text == "\none\ntwo\nthree\n"
-    assert json.loads(page.by_id["initial-text"].text) == "one\ntwo\nthree\n"
+    assert fallback_text(page) == "\none\ntwo\nthree\n"
 
 
 def test_editor_page_title_is_the_document_title(client: Client, make_doc: MakeDoc) -> None:
@@ -401,3 +422,36 @@ def test_csrf_token_from_the_page_lets_posts_through(make_doc: MakeDoc) -> None:
     assert response.status_code == 302
     doc.refresh_from_db()
     assert doc.title == "Mine"
+
+
+def test_editor_page_import_map_resolves_every_module_to_a_static_file(
+    client: Client, make_doc: MakeDoc
+) -> None:
+    doc = make_doc("T", "text")
+    page = parse(client.get(f"/d/{doc.id}/").content)
+    (script,) = [e for e in page.all if e.tag == "script" and e.attrs.get("type") == "importmap"]
+    imports = json.loads(script.text)["imports"]
+    for name in ["@codemirror/state", "@codemirror/view", "@lezer/markdown", "/static/js/delta.js"]:
+        assert imports[name].startswith("/static/"), name
+    vendored = REPO / "static" / "vendor" / "codemirror"
+    packages = {p.parent.relative_to(vendored).as_posix() for p in vendored.rglob("index.js")}
+    assert packages <= set(imports), packages - set(imports)
+    preloads = {e.attrs["href"] for e in page.all if e.attrs.get("rel") == "modulepreload"}
+    assert set(imports.values()) <= preloads
+
+
+def test_editor_template_renders_a_read_only_page(make_doc: MakeDoc) -> None:
+    # A viewer may not edit (`can_edit` false): the page says so before any script runs.
+    doc = make_doc("T", "text")
+    context = {"document": doc, "text": "text", "version": 1, "blocks": [], "words": 1}
+    context.update(updated_at=doc.updated_at, can_edit=True, protocol={})
+    page = parse(render_to_string("editor/editor.html", {**context, "can_edit": False}))
+    editor = page.by_id["editor"]
+    assert "readonly" in editor.attrs
+    (area,) = [c for c in editor.children if c.tag == "textarea"]
+    assert "readonly" in area.attrs
+    (note,) = [c for c in editor.children if c.attrs.get("class") == "readonly-note"]
+    assert note.text.startswith("Read-only")
+    page = parse(render_to_string("editor/editor.html", context))
+    assert "readonly" not in page.by_id["editor"].attrs
+    assert not [c for c in page.by_id["editor"].children if c.tag == "p"]

@@ -1,32 +1,29 @@
-// Entry point of the editor page: wires the text area, the sync client, the htmx
-// WebSocket and the status indicator together. See docs/protocol.md.
+// Entry point of the editor page: wires the editing surface (#editor, surface.js), the
+// sync client, the htmx WebSocket and the status indicator together. See
+// docs/protocol.md.
 
 import { SyncClient } from "./sync-client.js";
-import { bindTextarea } from "./textarea.js";
+import "./surface.js"; // defines <tandem-editor>, which takes over #editor
 import { connect, displayName } from "./connection.js";
 import { bindStatus } from "./status.js";
 import { keepReadOnly } from "./readonly.js";
 
-const textarea = document.getElementById("editor");
+const surface = document.getElementById("editor");
 const statusEl = document.getElementById("status");
 const collab = document.getElementById("collab");
-const initialEl = document.getElementById("initial-text");
 const protocolEl = document.getElementById("tandem-protocol");
 
-if (textarea && statusEl && collab && initialEl && protocolEl) start();
+if (surface && surface.bindSync && statusEl && collab && protocolEl) start();
 
 function start() {
   keepReadOnly(); // a view link: before anything can be typed
-  // The shadow comes from data, not from the text area (the HTML parser eats a
-  // leading newline, and the browser may have normalised the text).
-  const initial = JSON.parse(initialEl.textContent);
+  // The shadow is the text the page was rendered with (the surface read it from the
+  // server's fallback text area; anything typed there since is reported by bindSync
+  // as one local edit on top of it).
+  const initial = surface.initialText;
   // Close codes and limits, from the server's protocol module.
   const protocol = JSON.parse(protocolEl.textContent);
   const version = Number(statusEl.dataset.version) || 0;
-  // Anything typed before this module ran is a local edit on top of the shadow.
-  const early = textarea.value;
-  const earlySelection = [textarea.selectionStart, textarea.selectionEnd];
-  if (early !== initial) textarea.value = initial;
 
   let connection = null;
   let heldMessages = null; // messages that wait for an IME composition to end
@@ -43,11 +40,11 @@ function start() {
     getSelection: () => editor.selection(),
   });
 
-  const editor = bindTextarea(textarea, {
+  const editor = surface.bindSync({
     onEdit: (delta) => client.edit(delta),
     // A read-only editor sends no undo (the server would refuse it, as a viewer's).
-    onUndo: () => textarea.readOnly || client.undo(),
-    onRedo: () => textarea.readOnly || client.redo(),
+    onUndo: () => surface.readOnly || client.undo(),
+    onRedo: () => surface.readOnly || client.redo(),
     onCompositionEnd: () => {
       const held = heldMessages || [];
       heldMessages = null;
@@ -57,7 +54,7 @@ function start() {
 
   function deliver(msg) {
     if (editor.isComposing()) {
-      // Writing to the text area now would break the composition: apply later.
+      // Changing the text now would break the composition: apply it afterwards.
       (heldMessages ||= []).push(msg);
       return;
     }
@@ -73,12 +70,6 @@ function start() {
       dirty: client.hasUnsent(),
       message: connState.message || (failure ? `Not syncing: ${failure.message} Copy your text and reload.` : undefined),
     });
-  }
-
-  if (early !== initial) {
-    textarea.value = early;
-    textarea.setSelectionRange(earlySelection[0], earlySelection[1]);
-    editor.catchUp(); // one edit, placed by the caret
   }
 
   if (window.htmx) {

@@ -189,7 +189,10 @@ export class SyncClient {
     this.shadow = shadow;
     this.version = version;
     if (!isNoop(change)) {
-      this.text = apply(this.text, change);
+      // With nothing typed since (no ops in any segment), the local text is the new
+      // shadow: no second copy of a long text per remote change.
+      const typed = this.segments.some((seg) => !isNoop(seg.ops));
+      this.text = typed ? apply(this.text, change) : shadow;
       this.onRemote(change, this.text);
     }
     this.flush();
@@ -233,18 +236,21 @@ export class SyncClient {
     if (!force && !seg.action && isNoop(seg.ops)) return;
     let ops = seg.ops;
     let action = seg.action;
+    // Sending the one segment whole: the text sent is the local text (no copy).
+    let sentText = this.segments.length === 1 ? this.text : null;
     if (jsonSize(ops) > this.maxBytes - ENVELOPE_BYTES) {
       // Too big for one WebSocket message: send a head now, the rest next time.
       const [head, tail] = splitDelta(ops, this.maxBytes - ENVELOPE_BYTES);
       ops = head;
       action = "";
       seg.ops = tail;
+      sentText = null;
     } else if (this.segments.length > 1) {
       this.segments.shift();
     } else {
       this.segments[0] = { ops: [], action: "" };
     }
-    const sentText = apply(this.shadow, ops);
+    if (sentText === null) sentText = apply(this.shadow, ops);
     const sel = this.getSelection().map((i) => Math.max(0, Math.min(i, sentText.length)));
     this.rid += 1;
     const request = { type: "sync", cid: this.cid, rid: this.rid, base: this.version, ops, action, sel };
