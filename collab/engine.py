@@ -40,6 +40,7 @@ from collab.delta import (
     apply,
     check_insert,
     compose,
+    counts,
     diff,
     normalize,
     transform,
@@ -290,7 +291,12 @@ class DocumentEngine:
         stored = None
         if result.updates:
             stored = StoredUpdate(
-                self.version + 1, _merged(result.updates), request.cid, request.rid, author
+                self.version + 1,
+                _merged(result.updates),
+                request.cid,
+                request.rid,
+                author,
+                *counts(result.change),
             )
             self._updates.append(stored)
             self._record(result.text, result.change)
@@ -366,11 +372,14 @@ class DocumentEngine:
         # touch repeated text.
         return Answer(request.rid, self.version, diff(sent.text.text, self.text))
 
-    def replace_text(self, text: str, author: str = "") -> StoredUpdate | None:
+    def replace_text(
+        self, text: str, author: str = "", session: Hashable | None = None
+    ) -> StoredUpdate | None:
         """Make the document hold `text` (the HTTP API's "replace text"), as one change made
         with a small diff, so live editors' concurrent edits merge instead of being
         overwritten. CR and CRLF become LF. Returns the update to persist, or None if the
-        text is unchanged."""
+        text is unchanged. With `session` (a restore from an editor's page) the change is
+        made under that session's origin, so its own undo takes it back."""
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         try:
             check_insert(text)
@@ -381,12 +390,12 @@ class DocumentEngine:
         change16 = diff(self.text, text)
         change = utf16_to_utf8(self._text, change16)
         self._check_size(change.text.utf8_len)
-        with (
-            _capture(self._room) as (updates, _),
-            self._room.transaction(origin="tandem-replace-text"),
-        ):
+        origin = "tandem-replace-text" if session is None else self._session(session).origin
+        with _capture(self._room) as (updates, _), self._room.transaction(origin=origin):
             _apply_utf8(self._ytext, change.delta)
-        stored = StoredUpdate(self.version + 1, _merged(updates), "", None, author)
+        stored = StoredUpdate(
+            self.version + 1, _merged(updates), "", None, author, *counts(change16)
+        )
         self._updates.append(stored)
         self._record(change.text, change16)
         return stored

@@ -45,14 +45,18 @@ class Action(StrEnum):
     RENAME = "rename"  # change the title
     DELETE = "delete"
     SHARE = "share"  # see, make and reset the document's links
+    HISTORY = "history"  # the history panel, past versions, their changes, the live view
+    RESTORE = "restore"  # make the text equal to a past version (a new change)
+    NAME_VERSION = "name_version"  # "Save version" with a label
     # Not tied to one document (asked of `Principal.general_role`):
     LIST = "list"  # the document list: of the documents one holds links for
     LIST_ALL = "list_all"  # ... of every document
     CREATE = "create"  # make new documents
+    IMPORT = "import"  # make new documents from uploaded files
 
 
-_READER = frozenset({Action.READ, Action.EXPORT, Action.LIST})
-_EDITOR = _READER | {Action.EDIT, Action.RENAME}
+_READER = frozenset({Action.READ, Action.EXPORT, Action.LIST, Action.HISTORY})
+_EDITOR = _READER | {Action.EDIT, Action.RENAME, Action.RESTORE, Action.NAME_VERSION}
 PERMISSIONS: Mapping[Role, frozenset[Action]] = {
     Role.OWNER: frozenset(Action),
     Role.EDITOR: _EDITOR,
@@ -253,7 +257,8 @@ def scope_role(scope: Mapping[str, Any], doc_id: str) -> Role:
 
 def require(request: HttpRequest, doc_id: str | None, action: Action) -> Principal:
     """The request's principal, if it may do `action` (on `doc_id`, or on no document for
-    LIST, LIST_ALL and CREATE); else PermissionDenied, which Django answers with the 403 page."""
+    LIST, LIST_ALL, CREATE and IMPORT); else PermissionDenied, which Django answers with the
+    403 page."""
     try:
         who = principal(request)
     except (BadCredentials, Throttled) as error:

@@ -187,6 +187,10 @@ def document_detail(request: HttpRequest, doc_id: str) -> HttpResponse:
     if request.method == "DELETE":
         documents.delete(doc)
         return HttpResponse(status=204)
+    if request.GET.get("version") is not None:  # the text at a past version (history)
+        from editor.history_api import text_at_response
+
+        return text_at_response(doc.id, request.GET["version"])
     text, version = store.read_document(doc.id)
     return JsonResponse({**_describe(doc), "text": text, "version": version})
 
