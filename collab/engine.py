@@ -149,6 +149,7 @@ class DocumentEngine:
         self._ytext = self._room.get(TEXT_KEY, type=Text)
         self._text = TrackedText.of(str(self._ytext))
         self._clock = clock
+        self._undo_skew_ms = 0  # added to the undo clock (see replace_text)
         # Recent history (HISTORY_VERSIONS): the text at each version, and the change
         # (UTF-16 delta) from the version before.
         self._texts: dict[int, TrackedText] = {self.version: self._text}
@@ -391,8 +392,13 @@ class DocumentEngine:
         change = utf16_to_utf8(self._text, change16)
         self._check_size(change.text.utf8_len)
         origin = "tandem-replace-text" if session is None else self._session(session).origin
+        # A restore is one undo step of its own: the undo clock jumps past the capture
+        # timeout before and after it, so it merges neither with the typing just before
+        # nor with what follows.
+        self._undo_skew_ms += CAPTURE_TIMEOUT_MS + 1
         with _capture(self._room) as (updates, _), self._room.transaction(origin=origin):
             _apply_utf8(self._ytext, change.delta)
+        self._undo_skew_ms += CAPTURE_TIMEOUT_MS + 1
         stored = StoredUpdate(
             self.version + 1, _merged(updates), "", None, author, *counts(change16)
         )
@@ -484,7 +490,7 @@ class DocumentEngine:
             raise ProtocolError("too_large", "a document may hold at most 16 MiB of text")
 
     def _timestamp(self) -> int:
-        return int(self._clock() * 1000)
+        return int(self._clock() * 1000) + self._undo_skew_ms
 
     def _data(self, after: int, upto: int) -> list[bytes]:
         """The updates with after < seq <= upto."""

@@ -115,7 +115,9 @@ edits = st.lists(
 
 
 @pytest.mark.django_db
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(edits)
 def test_text_at_every_version_matches_a_replay_of_the_log(
     steps: list[tuple[float, int, str, bool]],
