@@ -210,3 +210,13 @@ def test_changes_of_equal_texts_are_one_collapsed_stretch() -> None:
     text = "\n".join(str(i) for i in range(50))
     assert changes(text, text) == [Piece("gap", "", 50)]
     assert changes("a\nb", "a\nb") == [Piece("equal", "a\nb")]  # short: shown whole
+
+
+@given(st.text(alphabet="ab .,\n😀", max_size=40), st.text(alphabet="ab .,\n😀", max_size=40))
+def test_the_changes_rebuild_both_texts(old: str, new: str) -> None:
+    pieces = changes(old, new)
+    if any(p.kind == "gap" for p in pieces):  # only long unchanged stretches collapse
+        assert old.count("\n") > 7
+        return
+    assert "".join(p.text for p in pieces if p.kind in ("equal", "delete")) == old
+    assert "".join(p.text for p in pieces if p.kind in ("equal", "insert")) == new
