@@ -37,11 +37,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-from channels.db import database_sync_to_async  # noqa: E402
 from channels.testing import ApplicationCommunicator, WebsocketCommunicator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
@@ -92,7 +91,7 @@ def build(updates: int) -> str:
     times = clock(datetime(2026, 1, 1, tzinfo=UTC))
     rnd = random.Random(11)
     batch = []
-    words = "the quick brown fox jumps over a lazy dog\n".split(" ")
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog\n"]
     typed = ""
     for rid in range(1, updates + 1):
         if not typed:

@@ -28,9 +28,7 @@ def test_a_live_view_on_one_process_follows_typing_on_the_other_and_a_restore(
     caret_to_end(ada)
     ada.keyboard.type("\ntyped on the first process\n")
     expect(live.locator("#preview")).to_contain_text("typed on the first process")
-    eventually(
-        lambda: api_state(second.url, doc.id)[0] == text_of(ada), 10, "the text stored"
-    )
+    eventually(lambda: api_state(second.url, doc.id)[0] == text_of(ada), 10, "the text stored")
     # A restore asked of the second process is made by the room in the first, live.
     response = HttpClient(second.url).post(
         f"/api/documents/{doc.id}/restore", json_body={"version": 1}

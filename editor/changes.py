@@ -83,7 +83,8 @@ def _line_then_word_diff(differ: diff_match_patch, old: str, new: str) -> list[t
             out.append(by_line[i])
             i += 1
             continue
-        deleted, inserted = [], []
+        deleted: list[str] = []
+        inserted: list[str] = []
         while i < len(by_line) and by_line[i][0] != differ.DIFF_EQUAL:
             (deleted if by_line[i][0] == differ.DIFF_DELETE else inserted).append(by_line[i][1])
             i += 1
