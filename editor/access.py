@@ -255,6 +255,30 @@ def scope_role(scope: Mapping[str, Any], doc_id: str) -> Role:
         return Role.NONE
 
 
+def scope_via(scope: Mapping[str, Any], doc_id: str) -> str:
+    """Which share link a WebSocket connection came through, for the authors in the
+    document's history ("edit link Ab3dE9": the start of the link's id, which the owner's
+    links share); "" for the owner (sync: wrap in database_sync_to_async)."""
+    creds = Credentials.from_scope(scope)
+    try:
+        if identify(creds).owner:
+            return ""
+    except (BadCredentials, Throttled):
+        return ""
+    token = _bearer_token(creds)
+    if token is not None:
+        found = links.find(token)
+        link_ids = [found.pk] if found is not None else []
+    else:
+        link_ids = credentials.remembered_links(creds.cookies)
+    link = (
+        ShareLink.objects.filter(pk__in=link_ids, document_id=doc_id, kind=ShareLink.EDIT)
+        .order_by("pk")
+        .first()
+    )
+    return f"edit link {link.pk[:6]}" if link is not None else ""
+
+
 def require(request: HttpRequest, doc_id: str | None, action: Action) -> Principal:
     """The request's principal, if it may do `action` (on `doc_id`, or on no document for
     LIST, LIST_ALL, CREATE and IMPORT); else PermissionDenied, which Django answers with the
