@@ -164,3 +164,26 @@ def test_the_live_view_follows_typing_and_catches_up_after_a_cut(
         expect(live.locator("#editor")).to_have_count(0)
     finally:
         proxy.stop()
+
+
+def test_restore_from_a_past_versions_page_happens_in_the_editor_and_undoes(
+    new_page: NewPage, make_document: MakeDocument, server: TandemServer
+) -> None:
+    doc = make_document("Restore from the page", "old text\n")
+    client = HttpClient(server.url)
+    response = client.request(
+        "PUT", f"/api/documents/{doc.id}/text", json_body={"text": "new text\n"}
+    )
+    assert response.status == 200
+    page = new_page()
+    page.goto(f"/d/{doc.id}/v/1/")
+    page.click("#restore")
+    expect(page).to_have_url(doc.url)  # back in the editor, the ?restore= gone
+    expect(page.locator(".history-message")).to_contain_text("Restored version 1")
+    synced(page, "old text\n")
+    page.keyboard.press("Escape")
+    page.locator("#editor").focus()
+    page.keyboard.press("Control+z")
+    synced(page, "new text\n")
+    page.reload()  # a reload does not restore again
+    synced(page, "new text\n")

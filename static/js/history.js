@@ -28,6 +28,19 @@ if (button && dialog) {
   });
 }
 
+// Arriving from a past version's "Restore this version" (/d/<id>/?restore=<n>): restore
+// it from here, with this page's cid, and show the panel with the outcome.
+const pending = new URLSearchParams(window.location.search).get("restore");
+if (button && dialog && pending !== null) {
+  const url = new URL(window.location.href);
+  url.searchParams.delete("restore");
+  window.history.replaceState(null, "", url.toString()); // a reload must not restore again
+  dialog.showModal();
+  window.htmx
+    .ajax("GET", button.getAttribute("hx-get"), { target: "#history-body", swap: "outerHTML" })
+    .then(() => restoreVersion({ dataset: { version: pending, url: button.dataset.restoreUrl } }));
+}
+
 function say(text, failed = false) {
   const el = dialog.querySelector(".history-message");
   if (!el) return;
@@ -45,6 +58,10 @@ function reload(message) {
 async function restoreVersion(el) {
   el.disabled = true;
   const version = Number(el.dataset.version);
+  if (!Number.isInteger(version) || version < 0) {
+    say("Not restored: that is not a version number.", true);
+    return;
+  }
   try {
     const cid = window.tandem && window.tandem.client ? window.tandem.client.cid : "";
     await post(el.dataset.url, { version, cid, name: displayName() });
