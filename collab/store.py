@@ -180,13 +180,17 @@ def exists(doc_id: str) -> bool:
     return Document.objects.filter(pk=doc_id).exists()
 
 
-def create_document(title: str, text: str = "") -> Document:
-    """A new document whose log starts with one update holding `text`."""
+def create_document(title: str, text: str = "", author: str = "") -> Document:
+    """A new document whose log starts with one update holding `text` (by `author`)."""
     with transaction.atomic():
         doc = Document.objects.create(title=title, version=1 if text else 0)
         if text:
             DocumentUpdate.objects.create(
-                document=doc, seq=1, data=text_update(text), inserted=utf16_len(text)
+                document=doc,
+                seq=1,
+                data=text_update(text),
+                inserted=utf16_len(text),
+                author=author,
             )
     return doc
 

@@ -174,7 +174,7 @@ def documents_collection(request: HttpRequest) -> HttpResponse:
     body = _json_body(request)
     title = clean_title(body.get("title"))
     text = clean_text(body.get("text", ""))
-    doc = store.create_document(title, text)
+    doc = store.create_document(title, text, author="API")
     return JsonResponse(_describe(doc), status=201)
 
 

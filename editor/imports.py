@@ -81,7 +81,8 @@ def import_files(uploads: Sequence[UploadedFile]) -> list[Imported]:
         except RefusedFile as error:
             results.append(Imported(name, error=str(error)))
             continue
-        results.append(Imported(name, store.create_document(title_of(name), text)))
+        document = store.create_document(title_of(name), text, author=f"Import of {name}"[:80])
+        results.append(Imported(name, document))
     return results
 
 

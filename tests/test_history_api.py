@@ -193,6 +193,8 @@ class TestImport:
         assert [d["title"] for d in docs] == ["Meeting notes", "todo"]
         assert store.read_document(docs[0]["id"])[0] == "# Notes\nline\n"  # BOM, CRLF, CR
         assert store.read_document(docs[1]["id"])[0] == "buy milk\n"
+        first = DocumentUpdate.objects.get(document_id=docs[1]["id"], seq=1)
+        assert first.author == "Import of todo.txt"
 
     @pytest.mark.parametrize(
         ("name", "content", "message"),
