@@ -136,6 +136,9 @@ async def restore_times(doc_id: str, latest: int, repeat: int) -> tuple[float, l
     times = []
     for _ in range(repeat):
         version = rnd.randint(1, latest)
+        # Each restore alone: the previous one's preview is re-rendered meanwhile (in a
+        # thread, a whole document's worth after a restore far back).
+        await asyncio.sleep(1.5)
         start = time.perf_counter()
         response = await client.post(
             f"/api/documents/{doc_id}/restore",
