@@ -22,7 +22,14 @@ from channels.layers import get_channel_layer
 from collab import fragments
 from collab.engine import DocumentEngine
 from collab.preview import PreviewState
-from collab.protocol import DocChanged, DocFragments, DocPresence, PreviewReply, Push
+from collab.protocol import (
+    DocChanged,
+    DocFragments,
+    DocPresence,
+    PresenceReply,
+    PreviewReply,
+    Push,
+)
 from collab.roster import Roster
 
 log = logging.getLogger("tandem.collab")
@@ -184,6 +191,8 @@ class Broadcaster:
 
     # -- presence ----------------------------------------------------------------------
 
+    def presence(self) -> PresenceReply:
+        return PresenceReply(fragments.presence(self._roster.names(), swap_oob=True))
+
     async def _send_presence(self) -> None:
-        html = fragments.presence(self._roster.names(), swap_oob=True)
-        await self._group_send(DocPresence(html).encode())
+        await self._group_send(DocPresence(self.presence().html).encode())

@@ -88,6 +88,7 @@ class DocumentConsumer(AsyncWebsocketConsumer):
     preview_generation: int = -1
     _heartbeat: asyncio.Task[None] | None = None
     role: Role = Role.NONE  # decided once, at connect (editor.access)
+    via: str = ""  # the share link it came through, kept with its changes (history)
 
     async def connect(self) -> None:
         self.doc_id = self.scope["url_route"]["kwargs"]["doc_id"]
@@ -139,6 +140,8 @@ class DocumentConsumer(AsyncWebsocketConsumer):
     async def _admit(self) -> bool:
         """Close with 4403 unless this connection may read the document."""
         self.role = await database_sync_to_async(access.scope_role)(self.scope, self.doc_id)
+        if self.role is Role.EDITOR:
+            self.via = await database_sync_to_async(access.scope_via)(self.scope, self.doc_id)
         if access.may(self.role, Action.READ):
             return True
         await self.close(code=CLOSE_FORBIDDEN, reason=NO_ACCESS_REASON)
@@ -249,7 +252,8 @@ class DocumentConsumer(AsyncWebsocketConsumer):
             await self._send(error.encode())
             return
         self.poked = False
-        reply = await self._call(SyncCall(self.channel_name, self.name, request))
+        author = f"{self.name} ({self.via})" if self.via else self.name
+        reply = await self._call(SyncCall(self.channel_name, author, request))
         if isinstance(reply, Refused):
             await self._send(ErrorMessage(reply.code, reply.message, request.rid).encode())
             return

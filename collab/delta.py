@@ -115,6 +115,13 @@ def op_len(op: Op) -> int:
     return int(op.get("retain") or op["delete"])
 
 
+def counts(delta: Sequence[Op]) -> tuple[int, int]:
+    """(inserted, deleted) UTF-16 units of a delta: what the history panel shows."""
+    inserted = sum(utf16_len(op["insert"]) for op in delta if "insert" in op)
+    deleted = sum(int(op["delete"]) for op in delta if "delete" in op)
+    return inserted, deleted
+
+
 # ---------------------------------------------------------------- building deltas
 
 

@@ -40,6 +40,7 @@ from collab.delta import (
     apply,
     check_insert,
     compose,
+    counts,
     diff,
     normalize,
     transform,
@@ -148,6 +149,7 @@ class DocumentEngine:
         self._ytext = self._room.get(TEXT_KEY, type=Text)
         self._text = TrackedText.of(str(self._ytext))
         self._clock = clock
+        self._undo_skew_ms = 0  # added to the undo clock (see replace_text)
         # Recent history (HISTORY_VERSIONS): the text at each version, and the change
         # (UTF-16 delta) from the version before.
         self._texts: dict[int, TrackedText] = {self.version: self._text}
@@ -290,7 +292,12 @@ class DocumentEngine:
         stored = None
         if result.updates:
             stored = StoredUpdate(
-                self.version + 1, _merged(result.updates), request.cid, request.rid, author
+                self.version + 1,
+                _merged(result.updates),
+                request.cid,
+                request.rid,
+                author,
+                *counts(result.change),
             )
             self._updates.append(stored)
             self._record(result.text, result.change)
@@ -366,11 +373,14 @@ class DocumentEngine:
         # touch repeated text.
         return Answer(request.rid, self.version, diff(sent.text.text, self.text))
 
-    def replace_text(self, text: str, author: str = "") -> StoredUpdate | None:
+    def replace_text(
+        self, text: str, author: str = "", session: Hashable | None = None
+    ) -> StoredUpdate | None:
         """Make the document hold `text` (the HTTP API's "replace text"), as one change made
         with a small diff, so live editors' concurrent edits merge instead of being
         overwritten. CR and CRLF become LF. Returns the update to persist, or None if the
-        text is unchanged."""
+        text is unchanged. With `session` (a restore from an editor's page) the change is
+        made under that session's origin, so its own undo takes it back."""
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         try:
             check_insert(text)
@@ -381,12 +391,17 @@ class DocumentEngine:
         change16 = diff(self.text, text)
         change = utf16_to_utf8(self._text, change16)
         self._check_size(change.text.utf8_len)
-        with (
-            _capture(self._room) as (updates, _),
-            self._room.transaction(origin="tandem-replace-text"),
-        ):
+        origin = "tandem-replace-text" if session is None else self._session(session).origin
+        # A restore is one undo step of its own: the undo clock jumps past the capture
+        # timeout before and after it, so it merges neither with the typing just before
+        # nor with what follows.
+        self._undo_skew_ms += CAPTURE_TIMEOUT_MS + 1
+        with _capture(self._room) as (updates, _), self._room.transaction(origin=origin):
             _apply_utf8(self._ytext, change.delta)
-        stored = StoredUpdate(self.version + 1, _merged(updates), "", None, author)
+        self._undo_skew_ms += CAPTURE_TIMEOUT_MS + 1
+        stored = StoredUpdate(
+            self.version + 1, _merged(updates), "", None, author, *counts(change16)
+        )
         self._updates.append(stored)
         self._record(change.text, change16)
         return stored
@@ -475,7 +490,7 @@ class DocumentEngine:
             raise ProtocolError("too_large", "a document may hold at most 16 MiB of text")
 
     def _timestamp(self) -> int:
-        return int(self._clock() * 1000)
+        return int(self._clock() * 1000) + self._undo_skew_ms
 
     def _data(self, after: int, upto: int) -> list[bytes]:
         """The updates with after < seq <= upto."""

@@ -18,6 +18,10 @@ class StoredUpdate:
     client_key: str = ""
     request_id: int | None = None
     author: str = ""
+    # Characters (UTF-16 code units, as the browser counts) this update inserted and
+    # deleted: the history panel sums them without replaying the log.
+    inserted: int = 0
+    deleted: int = 0
 
 
 @dataclass(frozen=True, slots=True)

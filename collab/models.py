@@ -17,6 +17,10 @@ class DocumentUpdate(models.Model):
     request_id = models.PositiveBigIntegerField(null=True)
     author = models.CharField(max_length=80, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    # UTF-16 code units inserted and deleted, counted when the update was made (the
+    # history panel's +N / -M without a replay). 0 for updates stored before they were.
+    inserted = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -59,3 +63,19 @@ class DocumentLease(models.Model):
     channel = models.CharField(max_length=200, blank=True, default="")
     epoch = models.PositiveBigIntegerField(default=0)
     expires = models.FloatField(default=0.0)
+
+
+class NamedVersion(models.Model):
+    """A version someone named ("Save version"): it stands out in the history panel."""
+
+    document = models.ForeignKey("editor.Document", on_delete=models.CASCADE, related_name="+")
+    version = models.PositiveBigIntegerField()
+    label = models.CharField(max_length=100)
+    author = models.CharField(max_length=80, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["document", "version"], name="named_version_unique"),
+        ]
+        ordering = ["-version"]

@@ -340,9 +340,30 @@ class ReplaceCall(_Wire):
     author: str
 
 
-RoomCall = SyncCall | JoinCall | LeaveCall | PreviewCall | ReplaceCall
+@dataclass(frozen=True, slots=True)
+class RestoreCall(_Wire):
+    """Make the text equal to `text`, the text at `version` (history's "Restore"), as one
+    merged change. `session` is the restoring editor's page-load id (cid), or "": the
+    change is made as that session's own, so its undo takes the restore back."""
+
+    TYPE = "restore"
+    version: int
+    text: str
+    author: str
+    session: str
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceCall(_Wire):
+    """Who is here, as the presence fragment (a live view that just connected)."""
+
+    TYPE = "presence"
+
+
+RoomCall = SyncCall | JoinCall | LeaveCall | PreviewCall | ReplaceCall | RestoreCall | PresenceCall
 _CALLS: dict[str, type[Any]] = {
-    c.TYPE: c for c in (SyncCall, JoinCall, LeaveCall, PreviewCall, ReplaceCall)
+    c.TYPE: c
+    for c in (SyncCall, JoinCall, LeaveCall, PreviewCall, ReplaceCall, RestoreCall, PresenceCall)
 }
 
 
@@ -402,9 +423,15 @@ class NotHere(_Wire):
     TYPE = "not_here"
 
 
-RoomReply = Synced | PreviewReply | Replaced | Done | Refused | NotHere
+@dataclass(frozen=True, slots=True)
+class PresenceReply(_Wire):
+    TYPE = "presence"
+    html: str
+
+
+RoomReply = Synced | PreviewReply | Replaced | Done | Refused | NotHere | PresenceReply
 _REPLIES: dict[str, type[Any]] = {
-    r.TYPE: r for r in (Synced, PreviewReply, Replaced, Done, Refused, NotHere)
+    r.TYPE: r for r in (Synced, PreviewReply, Replaced, Done, Refused, NotHere, PresenceReply)
 }
 
 

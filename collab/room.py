@@ -26,12 +26,14 @@ from collab.protocol import (
     Done,
     JoinCall,
     LeaveCall,
+    PresenceCall,
     PreviewCall,
     PreviewReply,
     ProtocolError,
     Refused,
     ReplaceCall,
     Replaced,
+    RestoreCall,
     RoomCall,
     RoomClosed,
     RoomReply,
@@ -141,6 +143,11 @@ class Room:
             return self.broadcaster.full_preview()
         if isinstance(call, ReplaceCall):
             return Replaced(await self.sequencer.replace_text(call.text, call.author))
+        if isinstance(call, RestoreCall):
+            session = call.session or None
+            return Replaced(await self.sequencer.replace_text(call.text, call.author, session))
+        if isinstance(call, PresenceCall):
+            return self.broadcaster.presence()
         raise TypeError(f"not a room call: {call!r}")
 
     # -- what the sequencer and the roster report ----------------------------------------

@@ -53,6 +53,7 @@ class _Replacement:
     text: str
     author: str
     future: asyncio.Future[int]
+    session: Hashable | None = None  # a restore made on an editor's behalf (its undo)
 
 
 class Sequencer:
@@ -98,12 +99,13 @@ class Sequencer:
         self._wake.set()
         return await future
 
-    async def replace_text(self, text: str, author: str) -> int:
-        """Replace the whole text as one merged change; returns the new version."""
+    async def replace_text(self, text: str, author: str, session: Hashable | None = None) -> int:
+        """Replace the whole text as one merged change; returns the new version. With
+        `session`, the change is that editor session's own (its undo takes it back)."""
         if self.stopped:
             raise RoomGone(self.doc_id)
         future: asyncio.Future[int] = self._loop.create_future()
-        self._replacements.append(_Replacement(text, author, future))
+        self._replacements.append(_Replacement(text, author, future, session))
         self._wake.set()
         return await future
 
@@ -167,7 +169,7 @@ class Sequencer:
             answered.append((item.future, answer))
         for rep in replacements:
             try:
-                update = self.engine.replace_text(rep.text, rep.author)
+                update = self.engine.replace_text(rep.text, rep.author, rep.session)
             except ProtocolError as error:
                 settle(rep.future, error=error)
                 continue

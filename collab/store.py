@@ -14,6 +14,7 @@ from pycrdt import Text
 
 from collab import ownership
 from collab.crdt import TEXT_KEY, text_update
+from collab.delta import utf16_len
 from collab.log import DocumentLog, StoredUpdate
 from collab.models import DocumentSnapshot, DocumentUpdate
 from editor.models import Document
@@ -29,6 +30,8 @@ def _stored(row: DocumentUpdate) -> StoredUpdate:
         client_key=row.client_key,
         request_id=row.request_id,
         author=row.author,
+        inserted=row.inserted,
+        deleted=row.deleted,
     )
 
 
@@ -82,7 +85,17 @@ def append(
             cursor.executemany(
                 _sql()["insert"],
                 [
-                    (doc_id, u.seq, u.data, u.client_key, u.request_id, u.author, created)
+                    (
+                        doc_id,
+                        u.seq,
+                        u.data,
+                        u.client_key,
+                        u.request_id,
+                        u.author,
+                        created,
+                        u.inserted,
+                        u.deleted,
+                    )
                     for u in updates
                 ],
             )
@@ -97,7 +110,17 @@ def append(
 def _sql() -> dict[str, str]:
     """The two statements of `append`, with table and column names from the models."""
     q = connection.ops.quote_name
-    fields = ("document", "seq", "data", "client_key", "request_id", "author", "created_at")
+    fields = (
+        "document",
+        "seq",
+        "data",
+        "client_key",
+        "request_id",
+        "author",
+        "created_at",
+        "inserted",
+        "deleted",
+    )
     columns = ", ".join(q(_column(DocumentUpdate, name)) for name in fields)
     table, doc_table = DocumentUpdate._meta.db_table, Document._meta.db_table
     version, updated_at, pk = (_column(Document, n) for n in ("version", "updated_at", "id"))
@@ -157,12 +180,18 @@ def exists(doc_id: str) -> bool:
     return Document.objects.filter(pk=doc_id).exists()
 
 
-def create_document(title: str, text: str = "") -> Document:
-    """A new document whose log starts with one update holding `text`."""
+def create_document(title: str, text: str = "", author: str = "") -> Document:
+    """A new document whose log starts with one update holding `text` (by `author`)."""
     with transaction.atomic():
         doc = Document.objects.create(title=title, version=1 if text else 0)
         if text:
-            DocumentUpdate.objects.create(document=doc, seq=1, data=text_update(text))
+            DocumentUpdate.objects.create(
+                document=doc,
+                seq=1,
+                data=text_update(text),
+                inserted=utf16_len(text),
+                author=author,
+            )
     return doc
 
 

@@ -26,6 +26,7 @@ class Proxy:
         self.url = f"http://127.0.0.1:{self.port}"
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._stopped = threading.Event()
+        self._open: set[socket.socket] = set()  # the sockets of connections in flight
         self._thread = threading.Thread(target=self._accept, daemon=True, name="proxy")
 
     def start(self) -> Proxy:
@@ -37,6 +38,13 @@ class Proxy:
         with contextlib.suppress(OSError):
             self._listener.close()
         self._thread.join(5)
+
+    def cut(self) -> None:
+        """Drop every connection in flight, as a network that fails does (new ones still
+        go to `target`)."""
+        for sock in list(self._open):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _accept(self) -> None:
         self._listener.settimeout(0.2)
@@ -59,6 +67,7 @@ class Proxy:
     def _pipe(self, a: socket.socket, b: socket.socket) -> None:
         """Copy bytes both ways until either side closes (bounded by the sockets' life)."""
         peers = {a: b, b: a}
+        self._open.update(peers)
         with selectors.DefaultSelector() as selector:
             for sock in peers:
                 sock.setblocking(False)
@@ -77,5 +86,6 @@ class Proxy:
                 return
             finally:
                 for sock in peers:
+                    self._open.discard(sock)
                     with contextlib.suppress(OSError):
                         sock.close()

@@ -45,14 +45,18 @@ class Action(StrEnum):
     RENAME = "rename"  # change the title
     DELETE = "delete"
     SHARE = "share"  # see, make and reset the document's links
+    HISTORY = "history"  # the history panel, past versions, their changes, the live view
+    RESTORE = "restore"  # make the text equal to a past version (a new change)
+    NAME_VERSION = "name_version"  # "Save version" with a label
     # Not tied to one document (asked of `Principal.general_role`):
     LIST = "list"  # the document list: of the documents one holds links for
     LIST_ALL = "list_all"  # ... of every document
     CREATE = "create"  # make new documents
+    IMPORT = "import"  # make new documents from uploaded files
 
 
-_READER = frozenset({Action.READ, Action.EXPORT, Action.LIST})
-_EDITOR = _READER | {Action.EDIT, Action.RENAME}
+_READER = frozenset({Action.READ, Action.EXPORT, Action.LIST, Action.HISTORY})
+_EDITOR = _READER | {Action.EDIT, Action.RENAME, Action.RESTORE, Action.NAME_VERSION}
 PERMISSIONS: Mapping[Role, frozenset[Action]] = {
     Role.OWNER: frozenset(Action),
     Role.EDITOR: _EDITOR,
@@ -251,9 +255,34 @@ def scope_role(scope: Mapping[str, Any], doc_id: str) -> Role:
         return Role.NONE
 
 
+def scope_via(scope: Mapping[str, Any], doc_id: str) -> str:
+    """Which share link a WebSocket connection came through, for the authors in the
+    document's history ("edit link Ab3dE9": the start of the link's id, which the owner's
+    links share); "" for the owner (sync: wrap in database_sync_to_async)."""
+    creds = Credentials.from_scope(scope)
+    try:
+        if identify(creds).owner:
+            return ""
+    except (BadCredentials, Throttled):
+        return ""
+    token = _bearer_token(creds)
+    if token is not None:
+        found = links.find(token)
+        link_ids = [found.pk] if found is not None else []
+    else:
+        link_ids = credentials.remembered_links(creds.cookies)
+    link = (
+        ShareLink.objects.filter(pk__in=link_ids, document_id=doc_id, kind=ShareLink.EDIT)
+        .order_by("pk")
+        .first()
+    )
+    return f"edit link {link.pk[:6]}" if link is not None else ""
+
+
 def require(request: HttpRequest, doc_id: str | None, action: Action) -> Principal:
     """The request's principal, if it may do `action` (on `doc_id`, or on no document for
-    LIST, LIST_ALL and CREATE); else PermissionDenied, which Django answers with the 403 page."""
+    LIST, LIST_ALL, CREATE and IMPORT); else PermissionDenied, which Django answers with the
+    403 page."""
     try:
         who = principal(request)
     except (BadCredentials, Throttled) as error:

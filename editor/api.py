@@ -174,7 +174,7 @@ def documents_collection(request: HttpRequest) -> HttpResponse:
     body = _json_body(request)
     title = clean_title(body.get("title"))
     text = clean_text(body.get("text", ""))
-    doc = store.create_document(title, text)
+    doc = store.create_document(title, text, author="API")
     return JsonResponse(_describe(doc), status=201)
 
 
@@ -187,6 +187,10 @@ def document_detail(request: HttpRequest, doc_id: str) -> HttpResponse:
     if request.method == "DELETE":
         documents.delete(doc)
         return HttpResponse(status=204)
+    if request.GET.get("version") is not None:  # the text at a past version (history)
+        from editor.history_api import text_at_response
+
+        return text_at_response(doc.id, request.GET["version"])
     text, version = store.read_document(doc.id)
     return JsonResponse({**_describe(doc), "text": text, "version": version})
 

@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP goes to Django, WebSockets to the collaboration consumers."""
+"""ASGI entry point: HTTP goes to Django (but the live view's event stream, which Channels
+answers itself), WebSockets to the collaboration consumers."""
 
 import os
 
@@ -8,12 +9,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "editor.settings")
 django_asgi_app = get_asgi_application()  # sets Django up before the consumers import models
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
-from collab.routing import websocket_urlpatterns  # noqa: E402
+from collab.routing import http_urlpatterns, websocket_urlpatterns  # noqa: E402
+
+# Django's handler is an ASGI app, which re_path serves but is not typed for.
+django_route = re_path(r"", django_asgi_app)  # type: ignore[arg-type]
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": URLRouter([*http_urlpatterns, django_route]),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

@@ -21,6 +21,7 @@ from collab.room import LIVE_PREVIEW_BLOCK_LIMIT
 from editor import access, documents, sharing
 from editor.access import Action, Principal
 from editor.forms import TitleForm
+from editor.imports import MAX_IMPORT_BYTES
 from editor.models import Document
 
 LIST_LIMIT = 500
@@ -54,7 +55,12 @@ def document_list(request: HtmxHttpRequest) -> HttpResponse:
         return sharing.owner_sign_in(request)
     who = access.require(request, None, Action.LIST)
     query = request.GET.get("q", "").strip()
-    context = {"documents": _filtered(query, who), "query": query, "owner": who.owner}
+    context = {
+        "documents": _filtered(query, who),
+        "query": query,
+        "owner": who.owner,
+        "import_limit_mb": MAX_IMPORT_BYTES // (1024 * 1024),
+    }
     if request.htmx and request.htmx.target == "document-list":
         return render(request, "documents/_list.html", context)
     return render(request, "documents/list.html", context)

@@ -18,8 +18,17 @@ from editor.throttle import FailureLimiter, limiter
 # PERMISSIONS that is not also made here fails.
 EXPECTED: dict[Role, set[Action]] = {
     Role.OWNER: set(Action),
-    Role.EDITOR: {Action.READ, Action.EXPORT, Action.EDIT, Action.RENAME, Action.LIST},
-    Role.VIEWER: {Action.READ, Action.EXPORT, Action.LIST},
+    Role.EDITOR: {
+        Action.READ,
+        Action.EXPORT,
+        Action.EDIT,
+        Action.RENAME,
+        Action.LIST,
+        Action.HISTORY,
+        Action.RESTORE,
+        Action.NAME_VERSION,
+    },
+    Role.VIEWER: {Action.READ, Action.EXPORT, Action.LIST, Action.HISTORY},
     Role.NONE: set(),
 }
 
@@ -34,7 +43,7 @@ def test_the_table_names_every_role() -> None:
 
 
 def test_only_the_owner_deletes_shares_creates_and_sees_everything() -> None:
-    owner_only = {Action.DELETE, Action.SHARE, Action.CREATE, Action.LIST_ALL}
+    owner_only = {Action.DELETE, Action.SHARE, Action.CREATE, Action.IMPORT, Action.LIST_ALL}
     for role in Role:
         assert all(access.may(role, a) is (role is Role.OWNER) for a in owner_only)
 

@@ -125,3 +125,26 @@ async def test_resetting_links_closes_guests_within_a_second_and_the_owner_stays
     await again.connect()
     assert await again.close_code() == 4403
     await owner.close()
+
+
+async def test_changes_made_through_an_edit_link_record_the_link() -> None:
+    doc_id = await new_document("a")
+    guest = Guest(doc_id, "tab-via-link-1", (await tokens(doc_id))["edit"])
+    await guest.connect()
+    await guest.send({"type": "hello", "name": "Gus"})
+    await guest.sync(1, [{"retain": 1}, {"insert": "b"}])
+    owner = Guest(doc_id, "tab-via-owner", owner_key())
+    await owner.connect()
+    await owner.send({"type": "hello", "name": "Olga"})
+    await owner.sync(1, [{"insert": "c"}])
+    authors = await database_sync_to_async(
+        lambda: list(
+            DocumentUpdate.objects.filter(document_id=doc_id).values_list("author", flat=True)
+        )
+    )()
+    link_id = await database_sync_to_async(
+        lambda: Document.objects.get(pk=doc_id).share_links.get(kind="edit").pk  # type: ignore[attr-defined]
+    )()
+    assert authors[1:] == [f"Gus (edit link {link_id[:6]})", "Olga"]
+    await guest.close()
+    await owner.close()
