@@ -34,5 +34,5 @@ def test_a_live_view_on_one_process_follows_typing_on_the_other_and_a_restore(
         f"/api/documents/{doc.id}/restore", json_body={"version": 1}
     )
     assert response.status == 200, response.text
-    expect(ada.locator("#editor")).to_have_value("# Across\n")
+    expect(ada.locator("#editor")).to_have_js_property("value", "# Across\n")
     expect(live.locator("#preview")).not_to_contain_text("typed on the first process")

@@ -33,7 +33,7 @@ def type_at_end(page: Page, text: str) -> None:
 
 
 def synced(page: Page, text: str) -> None:
-    expect(page.locator("#editor")).to_have_value(text)
+    expect(page.locator("#editor")).to_have_js_property("value", text)
     expect(page.locator("#status")).not_to_have_attribute("data-version", "0")
 
 
@@ -135,7 +135,7 @@ def test_import_through_the_page(new_page: NewPage, server: TandemServer, tmp_pa
     row = page.locator("#document-list").get_by_text("Meeting notes")
     expect(row).to_be_visible()
     row.click()
-    expect(page.locator("#editor")).to_have_value("# Notes\nsecond line\n")
+    expect(page.locator("#editor")).to_have_js_property("value", "# Notes\nsecond line\n")
 
 
 def test_the_live_view_follows_typing_and_catches_up_after_a_cut(
