@@ -108,9 +108,7 @@ def _write(
         )
         cursor.execute(_sql()["touch"], (updates[-1].seq, created, doc_id))
     if snapshot is not None:
-        DocumentSnapshot.objects.create(
-            document_id=doc_id, version=updates[-1].seq, data=snapshot
-        )
+        DocumentSnapshot.objects.create(document_id=doc_id, version=updates[-1].seq, data=snapshot)
 
 
 @cache
