@@ -137,6 +137,22 @@ def release(doc_id: str, owner: str, epoch: int) -> None:
     DocumentLease.objects.filter(document_id=doc_id, owner=owner, epoch=epoch).update(expires=0)
 
 
+def fence_many(leases: list[tuple[str, int]]) -> None:
+    """`fence` for several documents in one statement per document, sent at once
+    (executemany); raises LeaseLost if any lease moved on (the caller then writes each
+    document alone to learn which)."""
+    if len(leases) == 1:
+        fence(*leases[0])
+        return
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {_table()} SET epoch = epoch WHERE document_id = %s AND epoch = %s",
+            leases,
+        )
+        if cursor.rowcount != len(leases):
+            raise LeaseLost(f"{len(leases) - cursor.rowcount} of {len(leases)} leases moved on")
+
+
 def fence(doc_id: str, epoch: int) -> None:
     """Inside an append's transaction: refuse it unless the lease still has `epoch`.
 

@@ -22,26 +22,10 @@ from websockets.sync.client import connect
 from e2e.client import HttpClient, eventually
 from e2e.cluster import Cluster
 from e2e.conftest import create_document
+from e2e.editor_page import caret_to_end, open_editor, text_of
 from e2e.proxy import Proxy
 
 NewPage = Callable[..., Page]
-
-
-def open_editor(new_page: NewPage, url: str, name: str) -> Page:
-    page = new_page()
-    page.add_init_script(f"localStorage.setItem('tandem:name', {json.dumps(name)})")
-    page.goto(url)
-    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
-    return page
-
-
-def text_of(page: Page) -> str:
-    return str(page.locator("#editor").evaluate("el => el.value"))
-
-
-def caret_to_end(page: Page) -> None:
-    page.locator("#editor").focus()
-    page.locator("#editor").evaluate("el => el.setSelectionRange(el.value.length, el.value.length)")
 
 
 def api_state(url: str, doc_id: str) -> tuple[str, int]:

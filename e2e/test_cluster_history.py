@@ -9,7 +9,8 @@ from playwright.sync_api import Page, expect
 from e2e.client import HttpClient, eventually
 from e2e.cluster import Cluster
 from e2e.conftest import create_document
-from e2e.test_cluster_collab import api_state, caret_to_end, open_editor, text_of
+from e2e.editor_page import caret_to_end, open_editor, text_of
+from e2e.test_cluster_collab import api_state
 
 NewPage = Callable[..., Page]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,19 +9,12 @@ from playwright.sync_api import Page, expect
 
 from e2e.client import HttpClient, eventually
 from e2e.conftest import CreatedDocument
+from e2e.editor_page import open_editor
 from e2e.proxy import Proxy
 from e2e.server import TandemServer, free_port
 
 MakeDocument = Callable[..., CreatedDocument]
 NewPage = Callable[..., Page]
-
-
-def open_editor(new_page: NewPage, url: str, name: str) -> Page:
-    page = new_page()
-    page.add_init_script(f"localStorage.setItem('tandem:name', {json.dumps(name)})")
-    page.goto(url)
-    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
-    return page
 
 
 def type_at_end(page: Page, text: str) -> None:

@@ -141,3 +141,26 @@ def test_two_claims_at_once_give_the_lease_to_exactly_one() -> None:
     assert all(
         isinstance(r, Holder) and r.epoch == winner.epoch for r in results if r is not winner
     )
+
+
+def test_a_group_commit_fences_every_document_and_a_lost_lease_fails_only_its_own() -> None:
+    """store.append_many fences all documents in one go; one whose lease moved on is
+    refused alone, and every other document of the batch is written."""
+    docs = [_doc() for _ in range(3)]
+    leases = [ownership.claim(d, "a", "chan-a", TTL, now=0.0) for d in docs]
+    assert all(isinstance(lease, Lease) for lease in leases)
+    epochs = [lease.epoch for lease in leases if isinstance(lease, Lease)]
+    ownership.claim(docs[1], "b", "chan-b", TTL, now=100.0)  # expired: b took docs[1]
+    jobs: list[store.Job] = [
+        (d, [_update(2, f"from a {i}")], None, epoch)
+        for i, (d, epoch) in enumerate(zip(docs, epochs, strict=True))
+    ]
+    errors = store.append_many(jobs)
+    assert errors[0] is None and errors[2] is None
+    assert isinstance(errors[1], LeaseLost)
+    assert [store.load_log(d).version for d in docs] == [2, 1, 2]
+    # All leases still current: one batch, every fence passes.
+    again = [
+        (d, [_update(3, "more")], None, e) for d, e in ((docs[0], epochs[0]), (docs[2], epochs[2]))
+    ]
+    assert store.append_many(again) == [None, None]
