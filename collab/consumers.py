@@ -167,7 +167,8 @@ class DocumentConsumer(AsyncWebsocketConsumer):
     async def _call(self, call: RoomCall) -> RoomReply:
         """Ask the document's room; a document that is gone or a room nobody can run ends
         this connection (4404 final; CLOSE_RETRY: the browser reconnects and resends)."""
-        assert self.host is not None
+        if self.host is None:
+            raise Gone()  # left already (a message queued before the leave): stay out
         try:
             return await self.host.call(self.doc_id, call)
         except DocumentMissing:
@@ -260,6 +261,8 @@ class DocumentConsumer(AsyncWebsocketConsumer):
     # -- to ourselves ----------------------------------------------------------------
 
     async def consumer_heartbeat(self, event: dict[str, Any]) -> None:
+        if self.host is None:
+            return  # queued before this editor left: re-joining would make a ghost
         # Re-joining the group too: a layer may forget a member after its group_expiry
         # (the in-memory layer after a day).
         await self.channel_layer.group_add(group_name(self.doc_id), self.channel_name)

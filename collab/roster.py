@@ -56,7 +56,8 @@ class Roster:
         """Add or refresh a member; True if it is new."""
         known = self.members.get(member)
         if known is None:
-            self.members[member] = Member(name, version=version)
+            # Seen by the roster's clock (not Member's default) so expiry uses one clock.
+            self.members[member] = Member(name, version=version, seen=self._clock())
             if session is not None:
                 self.attach(member, session)
             self._on_change()
