@@ -4,7 +4,8 @@
 
 import { SyncClient } from "./sync-client.js";
 import "./surface.js"; // defines <tandem-editor>, which takes over #editor
-import { connect, displayName } from "./connection.js";
+import { connect, displayName, saveName } from "./connection.js";
+import { bindName, renameMe, watchPresence } from "./presence.js";
 import { bindStatus } from "./status.js";
 import { keepReadOnly } from "./readonly.js";
 
@@ -72,13 +73,30 @@ function start() {
     });
   }
 
+  let myName = displayName();
+  const markPresence = watchPresence(() => myName);
+  const nameInput = document.getElementById("name");
+  if (nameInput) {
+    bindName(nameInput, {
+      name: myName,
+      maxLength: protocol.nameMax,
+      onRename: (name) => {
+        myName = name;
+        saveName(name);
+        renameMe(document.getElementById("presence"), name); // the server's list follows
+        markPresence();
+        if (connection) connection.rename(name);
+      },
+    });
+  }
+
   if (window.htmx) {
     connection = connect({
       element: collab,
       htmx: window.htmx,
       client,
       protocol,
-      name: displayName(),
+      name: myName,
       onMessage: deliver,
       onState: (s) => {
         connState = s;
