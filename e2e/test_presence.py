@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 
 from playwright.sync_api import Page, expect
 
@@ -52,9 +53,7 @@ def test_names_colours_and_a_rename_show_for_everyone(
     ada, bob, cy = (open_as(new_page, doc.path, n) for n in people)
     pages = {"Ada Lovelace": ada, "Bob Kahn": bob, "Cy Young": cy}
     for me, page in pages.items():
-        eventually(
-            lambda p=page, m=me: shows(p, set(people), m), 5, f"everyone, {me} first, on {me}'s"
-        )
+        eventually(partial(shows, page, set(people), me), 5, f"everyone, {me} first, on {me}'s")
         expect(page.locator("#name")).to_have_value(me)
 
     # A person's colour is the same on every page and differs from the others'.
@@ -72,7 +71,7 @@ def test_names_colours_and_a_rename_show_for_everyone(
     bob.locator("#name").press("Enter")
     renamed = {"Ada Lovelace", "Bea Kahn", "Cy Young"}
     for me, page in [("Ada Lovelace", ada), ("Bea Kahn", bob), ("Cy Young", cy)]:
-        eventually(lambda p=page, m=me: shows(p, renamed, m), 5, f"the new name on {me}'s page")
+        eventually(partial(shows, page, renamed, me), 5, f"the new name on {me}'s page")
     assert time.monotonic() - started < 2.5
     # Remembered: the next visit starts with it.
     bob.reload()
