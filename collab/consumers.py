@@ -26,6 +26,7 @@ from collab.protocol import (
     CLOSE_NOT_FOUND,
     CLOSE_RETRY,
     DEFAULT_NAME,
+    DocCarets,
     DocChanged,
     DocFragments,
     ErrorMessage,
@@ -306,6 +307,12 @@ class DocumentConsumer(AsyncWebsocketConsumer):
 
     async def doc_presence(self, event: dict[str, Any]) -> None:
         await self._send(event["html"])
+
+    async def doc_carets(self, event: dict[str, Any]) -> None:
+        """Everyone's carets: the browser places them if it holds their version (or
+        keeps them until it does)."""
+        if self.known_version >= 0:
+            await self._send(DocCarets.parse(event).frame)
 
     async def doc_title(self, event: dict[str, Any]) -> None:
         await self._send(event["html"])

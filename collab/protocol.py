@@ -242,6 +242,19 @@ class Poke:
 
 
 @dataclass(frozen=True, slots=True)
+class Carets:
+    """`carets`: everyone's selection in the text at `version`, as
+    `[id, name, hue, anchor, head]` (UTF-16 offsets; `id` is collab.carets.caret_id of
+    the page load's cid); one encoding for the whole room."""
+
+    version: int
+    carets: list[tuple[str, str, int, int, int]]
+
+    def encode(self) -> str:
+        return _json({"type": "carets", "version": self.version, "carets": self.carets})
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorMessage:
     """`error`: the request changed nothing."""
 
@@ -464,6 +477,16 @@ class DocFragments(_Wire):
 class DocPresence(_Wire):
     TYPE = "doc.presence"
     html: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocCarets(_Wire):
+    """Carets moved (or someone came or went): `frame` is the `carets` frame at
+    `version`, encoded once for every editor."""
+
+    TYPE = "doc.carets"
+    version: int
+    frame: str
 
 
 @dataclass(frozen=True, slots=True)
