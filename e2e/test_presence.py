@@ -110,3 +110,83 @@ def test_a_closed_page_and_an_offline_browser_leave_everywhere(
     eventually(lambda: shows(ada, {"Ada Lovelace"}, "Ada Lovelace"), 3, "Bob gone")
     bob.context.set_offline(False)
     eventually(lambda: shows(ada, left, "Ada Lovelace"), 10, "Bob back")
+
+
+# -- carets and selections ----------------------------------------------------------------
+
+
+def caret_offsets(page: Page, name: str) -> list[int]:
+    return [
+        int(o)
+        for o in page.locator(f'#collab .remote-caret[data-name="{name}"]').evaluate_all(
+            "els => els.map(e => e.dataset.offset)"
+        )
+    ]
+
+
+def place(page: Page, start: int, end: int | None = None) -> None:
+    page.locator("#editor").focus()
+    page.locator("#editor").evaluate(
+        "(el, [s, e]) => el.setSelectionRange(s, e)", [start, start if end is None else end]
+    )
+
+
+def test_carets_and_selections_show_in_everyone_elses_editor(
+    new_page: NewPage, make_document: MakeDocument
+) -> None:
+    text = "Hello world\nsecond line\n"
+    doc = make_document("Carets", text)
+    ada, bob, cy = (open_as(new_page, doc.path, n) for n in ["Ada", "Bob", "Cy"])
+    place(bob, 6)  # before "world"
+    place(cy, 12)  # start of the second line
+    eventually(lambda: caret_offsets(ada, "Bob") == [6], 5, "Bob's caret on Ada's page")
+    eventually(lambda: caret_offsets(ada, "Cy") == [12], 5, "Cy's caret on Ada's page")
+    eventually(lambda: caret_offsets(cy, "Bob") == [6], 5, "Bob's caret on Cy's page")
+    # Nobody sees their own caret as a remote one.
+    assert caret_offsets(bob, "Bob") == [] and caret_offsets(ada, "Ada") == []
+
+    # Ada types before Bob's caret: it stays before "w", at once (her unsent text too).
+    place(ada, 0)
+    ada.keyboard.type("Hi! ")
+    assert caret_offsets(ada, "Bob") == [10]
+    eventually(lambda: caret_offsets(cy, "Bob") == [10], 5, "Bob's caret moved on Cy's page")
+    assert caret_offsets(ada, "Cy") == [16]
+
+    # Bob selects "world": a highlight of it in the others' editors.
+    place(bob, 10, 15)
+
+    def selection_text(page: Page) -> str:
+        marks = page.locator('#collab .remote-selection[data-name="Bob"]')
+        return "".join(marks.all_inner_texts())
+
+    eventually(lambda: selection_text(ada) == "world", 5, "Bob's selection on Ada's page")
+    eventually(lambda: selection_text(cy) == "world", 5, "Bob's selection on Cy's page")
+    assert caret_offsets(ada, "Bob") == [15]  # the caret is at the selection's end
+
+    # His caret has his colour, and his name on a label.
+    caret = ada.locator('#collab .remote-caret[data-name="Bob"]')
+    avatar = ada.locator('#presence [data-name="Bob"]')
+    assert caret.evaluate("e => getComputedStyle(e).borderLeftColor") == avatar.evaluate(
+        "e => getComputedStyle(e).backgroundColor"
+    )
+    assert caret.locator(".remote-caret-label").inner_text() == "Bob"
+
+    # Bob closes his page: his caret goes everywhere.
+    bob.close()
+    eventually(lambda: caret_offsets(ada, "Bob") == [], 5, "Bob's caret gone from Ada's page")
+    eventually(lambda: selection_text(cy) == "", 5, "Bob's selection gone from Cy's page")
+
+
+def test_clicking_a_person_scrolls_to_their_caret(
+    new_page: NewPage, make_document: MakeDocument
+) -> None:
+    lines = [f"line {i}" for i in range(400)]
+    doc = make_document("Long", "\n".join(lines) + "\n")
+    ada, bob = (open_as(new_page, doc.path, n) for n in ["Ada", "Bob"])
+    far = len("\n".join(lines[:350])) + 1  # the start of line 350
+    place(bob, far)
+    ada.wait_for_timeout(1000)  # Bob's caret reaches Ada (out of her view: not drawn)
+    assert caret_offsets(ada, "Bob") == []
+    ada.locator('#presence [data-name="Bob"]').click()
+    eventually(lambda: caret_offsets(ada, "Bob") == [far], 5, "Bob's caret scrolled into view")
+    assert ada.locator(".cm-scroller").evaluate("e => e.scrollTop") > 1000
