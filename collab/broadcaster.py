@@ -22,6 +22,7 @@ from channels.layers import get_channel_layer
 from collab import fragments
 from collab.carets import bring_on, caret_id
 from collab.engine import DocumentEngine
+from collab.listing import LIST_INTERVAL, tell_lists
 from collab.preview import PreviewState
 from collab.protocol import (
     Carets,
@@ -132,11 +133,13 @@ class Broadcaster:
         self._presence = Paced(loop, self._send_presence, lambda: PRESENCE_INTERVAL)
         self._carets = Paced(loop, self._send_carets, self._carets_interval)
         self._carets_shown = False  # the last carets frame had any
+        self._lists = Paced(loop, self._tell_lists, lambda: LIST_INTERVAL)
 
     def changed(self) -> None:
         """The document moved on (a commit)."""
         self._news.schedule()
         self._fragments.schedule()
+        self._lists.schedule()  # "edited just now" in every open document list
 
     def presence_changed(self) -> None:
         self._presence.schedule()
@@ -207,6 +210,10 @@ class Broadcaster:
     async def _send_presence(self) -> None:
         html = fragments.presence(self._roster.names(), swap_oob=True)
         await self._group_send(DocPresence(html).encode())
+
+    async def _tell_lists(self) -> None:
+        if not self.closed:
+            await tell_lists()
 
     # -- carets ------------------------------------------------------------------------
 

@@ -443,6 +443,9 @@ def group_name(doc_id: str) -> str:
     return f"doc.{doc_id}"
 
 
+LIST_GROUP = "documents"  # every open document list page (collab/listing.py)
+
+
 @dataclass(frozen=True, slots=True)
 class DocChanged(_Wire):
     """The document's durable version is now `version`. `pushes` holds, for each version
@@ -493,6 +496,13 @@ class DocCarets(_Wire):
 class DocTitle(_Wire):
     TYPE = "doc.title"
     html: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocsChanged(_Wire):
+    """To LIST_GROUP: documents were created, renamed, edited or deleted."""
+
+    TYPE = "docs.changed"
 
 
 @dataclass(frozen=True, slots=True)
