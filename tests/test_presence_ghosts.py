@@ -24,6 +24,7 @@ from collab.roster import HEARTBEAT_SECONDS, MEMBER_TIMEOUT_SECONDS, Roster
 from editor.asgi import application
 
 FAIL_HEADER = b"x-test-fail-at-send"
+ALL_GONE: list[bool] = [False]  # set: every browser with the header has gone
 
 
 # -- the roster's heartbeat expiry (a fake clock) --------------------------------------
@@ -99,13 +100,14 @@ def browsers_that_go_away(monkeypatch: pytest.MonkeyPatch) -> None:
     """A connection with the test header loses its browser before its n-th frame: that
     send raises, as Daphne's does on a closed protocol, and every later one too."""
     real_send = DocumentConsumer.send
+    ALL_GONE[0] = False
 
     async def send(self: DocumentConsumer, *args: Any, **kwargs: Any) -> None:
         fail_at = _fail_at(self)
         if fail_at is not None:
             sent = getattr(self, "_test_sent", 0)
             self._test_sent = sent + 1  # type: ignore[attr-defined]
-            if sent >= fail_at:
+            if sent >= fail_at or ALL_GONE[0]:
                 raise RuntimeError("Attempt to send on a closed protocol")
         await real_send(self, *args, **kwargs)
 
@@ -160,8 +162,10 @@ async def test_clients_closing_at_every_step_leave_no_ghost(
     clients = await asyncio.gather(
         *(one_client(doc_id, i % 6, say_goodbye=i % 2 == 0) for i in range(60))
     )
-    # A browser that went without a goodbye is noticed at the next frame sent to it
+    # By now every one of them has gone (some before their first frame, some after a
+    # few). One that went without a goodbye is noticed at the next frame sent to it
     # (else by Daphne's ping): the observer's edit makes news for everyone.
+    ALL_GONE[0] = True
     await observer.send_to(
         text_data=json.dumps(
             {"type": "sync", "cid": "observer-1", "rid": 1, "base": 1, "ops": [{"insert": "o"}]}
