@@ -38,6 +38,7 @@ def test_the_list_follows_creates_renames_edits_and_deletes_with_its_filter(
     expect(lister.locator("#filter")).to_have_value("qzx")
     # Edited elsewhere (in an editor): it moves to the top.
     editor = open_as(new_page, beta.path, "Ada")
+    reader = open_as(new_page, beta.path, "Bob")
     editor.locator("#editor").focus()
     editor.keyboard.type("more ")
     expect(lister.locator("#document-list .doc-title").first).to_have_text("Qzx beta", timeout=8000)
@@ -45,6 +46,8 @@ def test_the_list_follows_creates_renames_edits_and_deletes_with_its_filter(
     editor.locator("#title-input").fill("Qzx beta two")
     editor.locator("#title-input").press("Enter")
     expect(lister.locator("#document-list")).to_contain_text("Qzx beta two")
+    expect(editor).to_have_title("Qzx beta two · Tandem")
+    expect(reader).to_have_title("Qzx beta two · Tandem")  # the tab follows anyone's rename
     # Deleted elsewhere: it goes.
     assert http.request("DELETE", f"/api/documents/{beta.id}/").status in {200, 204}
     expect(lister.locator("#document-list")).not_to_contain_text("Qzx beta two")

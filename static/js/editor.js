@@ -182,6 +182,16 @@ function start() {
     }
   });
 
+  // The tab's title follows a rename (mine or anyone's): #title is swapped out whole.
+  const titleHome = document.getElementById("title")?.parentElement;
+  if (titleHome) {
+    new MutationObserver(() => {
+      const input = document.getElementById("title-input");
+      const title = input && input.defaultValue.trim();
+      if (title) document.title = `${title} · Tandem`;
+    }).observe(titleHome, { childList: true });
+  }
+
   // For tests and debugging in the console.
   window.tandem = { client, editor, connection };
 }
