@@ -44,7 +44,8 @@ function start() {
     onRemote: (delta, text) => editor.applyRemote(delta, text),
     onChange: () => {
       showStatus();
-      placeCarets();
+      // Not now: this may run while the surface reports an edit, inside its dispatch.
+      queueMicrotask(placeCarets);
     },
     getSelection: () => editor.selection(),
   });
