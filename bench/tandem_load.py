@@ -283,6 +283,7 @@ class Client:
         self.requests_with_ops = 0
         self.pokes = 0
         self.pokes_answered = 0
+        self.carets_frames = 0  # everyone's carets (it sends its own with every sync)
         self.pushes = 0
         self.pushes_applied = 0
         self.json_frames = 0
@@ -472,6 +473,8 @@ class Client:
                     if not self.in_flight and not (stale and not self.pending):
                         self.pokes_answered += 1
                         await self.send_sync()
+                elif kind == "carets":
+                    self.carets_frames += 1
                 elif kind == "error":
                     # The request changed nothing: what it carried is lost to this client.
                     self.errors.append(f"error answer: {message!r}")
@@ -710,6 +713,7 @@ class LoadRun:
         for c in clients:
             c.json_frames = c.html_frames = c.html_bytes = c.rx_bytes = 0
             c.pokes = c.pokes_answered = c.requests = c.requests_with_ops = 0
+            c.carets_frames = 0
             c.pushes = c.pushes_applied = 0
         scpu0 = proc_cpu_s(pid) if pid else None
         others0 = [proc_cpu_s(p) for p in cfg.other_pids]
@@ -772,6 +776,7 @@ class LoadRun:
         res["requests_with_ops"] = sum(c.requests_with_ops for c in clients)
         res["pokes_total"] = sum(c.pokes for c in clients)
         res["pokes_answered"] = sum(c.pokes_answered for c in clients)
+        res["carets_frames"] = sum(c.carets_frames for c in clients)
         res["pushes_total"] = sum(c.pushes for c in clients)
         res["pushes_applied"] = sum(c.pushes_applied for c in clients)
         res["rx_json_frames"] = sum(c.json_frames for c in clients)

@@ -20,9 +20,13 @@ from typing import Any
 from channels.layers import get_channel_layer
 
 from collab import fragments
+from collab.carets import bring_on, caret_id
 from collab.engine import DocumentEngine
+from collab.listing import LIST_INTERVAL, tell_lists
 from collab.preview import PreviewState
 from collab.protocol import (
+    Carets,
+    DocCarets,
     DocChanged,
     DocFragments,
     DocPresence,
@@ -46,6 +50,12 @@ FRAGMENT_SECONDS_PER_EDITOR = 0.001
 FRAGMENT_MAX_INTERVAL = 1.0
 # Presence: when 200 people arrive at once, a few broadcasts instead of 200.
 PRESENCE_INTERVAL = 0.1
+# Carets: every caret that moved in this time goes out in one message (10 editors:
+# every 0.1 s; 200: every second), whatever number of moves it covers. Between two, each
+# browser maps the carets through the changes itself, so they stay on their characters.
+CARETS_SECONDS_PER_EDITOR = 0.005
+CARETS_INTERVAL = 0.1
+CARETS_MAX_INTERVAL = 1.0
 
 
 def broadcast_interval(editors: int, per_editor: float, least: float, most: float) -> float:
@@ -123,14 +133,22 @@ class Broadcaster:
         self._news = Paced(loop, self._send_news, self._news_interval)
         self._fragments = Paced(loop, self._send_fragments, self._fragment_interval)
         self._presence = Paced(loop, self._send_presence, lambda: PRESENCE_INTERVAL)
+        self._carets = Paced(loop, self._send_carets, self._carets_interval)
+        self._carets_shown = False  # the last carets frame had any
+        self._lists = Paced(loop, self._tell_lists, lambda: LIST_INTERVAL)
 
     def changed(self) -> None:
         """The document moved on (a commit)."""
         self._news.schedule()
         self._fragments.schedule()
+        self._lists.schedule()  # "edited just now" in every open document list
 
     def presence_changed(self) -> None:
         self._presence.schedule()
+        self._carets.schedule()  # a caret comes or goes with its member
+
+    def carets_moved(self) -> None:
+        self._carets.schedule()
 
     def full_preview(self) -> PreviewReply:
         """The whole preview as the room has it now (for an editor that joined, or that
@@ -196,3 +214,33 @@ class Broadcaster:
 
     async def _send_presence(self) -> None:
         await self._group_send(DocPresence(self.presence().html).encode())
+
+    async def _tell_lists(self) -> None:
+        if not self.closed:
+            await tell_lists()
+
+    # -- carets ------------------------------------------------------------------------
+
+    def _carets_interval(self) -> float:
+        return broadcast_interval(
+            len(self._roster), CARETS_SECONDS_PER_EDITOR, CARETS_INTERVAL, CARETS_MAX_INTERVAL
+        )
+
+    async def _send_carets(self) -> None:
+        """Everyone's caret, brought on to the durable version, in one frame for all."""
+        version = self._durable_version()
+        carets: list[tuple[str, str, int, int, int]] = []
+        for known in self._roster.members.values():
+            if known.caret is None or known.session is None or known.caret.version > version:
+                continue
+            known.caret = bring_on(known.caret, version, self._engine.changes)
+            if known.caret is not None:
+                hue = fragments.person(known.name).hue
+                carets.append(
+                    (caret_id(known.session), known.name, hue, known.caret.anchor, known.caret.head)
+                )
+        if not carets and not self._carets_shown:
+            return  # nobody has a caret, and nobody is shown one
+        self._carets_shown = bool(carets)
+        frame = Carets(version, carets).encode()
+        await self._group_send(DocCarets(version, frame).encode())

@@ -26,6 +26,7 @@ from collab.protocol import (
     CLOSE_NOT_FOUND,
     CLOSE_RETRY,
     DEFAULT_NAME,
+    DocCarets,
     DocChanged,
     DocFragments,
     ErrorMessage,
@@ -170,7 +171,8 @@ class DocumentConsumer(AsyncWebsocketConsumer):
     async def _call(self, call: RoomCall) -> RoomReply:
         """Ask the document's room; a document that is gone or a room nobody can run ends
         this connection (4404 final; CLOSE_RETRY: the browser reconnects and resends)."""
-        assert self.host is not None
+        if self.host is None:
+            raise Gone()  # left already (a message queued before the leave): stay out
         try:
             return await self.host.call(self.doc_id, call)
         except DocumentMissing:
@@ -264,6 +266,8 @@ class DocumentConsumer(AsyncWebsocketConsumer):
     # -- to ourselves ----------------------------------------------------------------
 
     async def consumer_heartbeat(self, event: dict[str, Any]) -> None:
+        if self.host is None:
+            return  # queued before this editor left: re-joining would make a ghost
         # Re-joining the group too: a layer may forget a member after its group_expiry
         # (the in-memory layer after a day).
         await self.channel_layer.group_add(group_name(self.doc_id), self.channel_name)
@@ -307,6 +311,12 @@ class DocumentConsumer(AsyncWebsocketConsumer):
 
     async def doc_presence(self, event: dict[str, Any]) -> None:
         await self._send(event["html"])
+
+    async def doc_carets(self, event: dict[str, Any]) -> None:
+        """Everyone's carets: the browser places them if it holds their version (or
+        keeps them until it does)."""
+        if self.known_version >= 0:
+            await self._send(DocCarets.parse(event).frame)
 
     async def doc_title(self, event: dict[str, Any]) -> None:
         await self._send(event["html"])

@@ -242,6 +242,19 @@ class Poke:
 
 
 @dataclass(frozen=True, slots=True)
+class Carets:
+    """`carets`: everyone's selection in the text at `version`, as
+    `[id, name, hue, anchor, head]` (UTF-16 offsets; `id` is collab.carets.caret_id of
+    the page load's cid); one encoding for the whole room."""
+
+    version: int
+    carets: list[tuple[str, str, int, int, int]]
+
+    def encode(self) -> str:
+        return _json({"type": "carets", "version": self.version, "carets": self.carets})
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorMessage:
     """`error`: the request changed nothing."""
 
@@ -457,6 +470,9 @@ def group_name(doc_id: str) -> str:
     return f"doc.{doc_id}"
 
 
+LIST_GROUP = "documents"  # every open document list page (collab/listing.py)
+
+
 @dataclass(frozen=True, slots=True)
 class DocChanged(_Wire):
     """The document's durable version is now `version`. `pushes` holds, for each version
@@ -494,9 +510,26 @@ class DocPresence(_Wire):
 
 
 @dataclass(frozen=True, slots=True)
+class DocCarets(_Wire):
+    """Carets moved (or someone came or went): `frame` is the `carets` frame at
+    `version`, encoded once for every editor."""
+
+    TYPE = "doc.carets"
+    version: int
+    frame: str
+
+
+@dataclass(frozen=True, slots=True)
 class DocTitle(_Wire):
     TYPE = "doc.title"
     html: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocsChanged(_Wire):
+    """To LIST_GROUP: documents were created, renamed, edited or deleted."""
+
+    TYPE = "docs.changed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,8 @@ from django.conf import settings
 
 from collab import store
 from collab.broadcaster import Broadcaster
+from collab.carets import Caret
+from collab.delta import transform_index
 from collab.engine import DocumentEngine
 from collab.ownership import LeaseLost
 from collab.preview import PreviewState
@@ -130,6 +132,12 @@ class Room:
             self.roster.attach(call.member, request.cid)
             answer = await self.sequencer.submit(request.cid, request, call.author)
             self.roster.answered(call.member, answer.version)
+            if request.sel is not None:
+                # The selection is in the text the editor sent; the answer turns that
+                # text into the one at answer.version.
+                anchor, head = (transform_index(i, answer.delta, True) for i in request.sel)
+                if self.roster.set_caret(call.member, Caret(answer.version, anchor, head)):
+                    self.broadcaster.carets_moved()
             return Synced(answer.version, answer.encode())
         if isinstance(call, JoinCall):
             self.roster.join(call.member, call.name, call.session, call.version)

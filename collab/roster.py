@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from collab.carets import Caret
+
 HEARTBEAT_SECONDS = 10.0
 MEMBER_TIMEOUT_SECONDS = 30.0
 SESSION_GRACE_SECONDS = 120.0
@@ -28,6 +30,7 @@ class Member:
     version: int = -1
     joined: float = field(default_factory=time.time)
     seen: float = field(default_factory=time.monotonic)
+    caret: Caret | None = None  # where its selection is (from its syncs)
 
 
 class Roster:
@@ -56,7 +59,8 @@ class Roster:
         """Add or refresh a member; True if it is new."""
         known = self.members.get(member)
         if known is None:
-            self.members[member] = Member(name, version=version)
+            # Seen by the roster's clock (not Member's default) so expiry uses one clock.
+            self.members[member] = Member(name, version=version, seen=self._clock())
             if session is not None:
                 self.attach(member, session)
             self._on_change()
@@ -87,6 +91,14 @@ class Roster:
         if known is not None:
             known.version = version
             known.seen = self._clock()
+
+    def set_caret(self, member: str, caret: Caret) -> bool:
+        """The member's selection is now `caret`; True if that moved it."""
+        known = self.members.get(member)
+        if known is None or known.caret == caret:
+            return False
+        known.caret = caret
+        return True
 
     def leave(self, member: str) -> None:
         known = self.members.pop(member, None)

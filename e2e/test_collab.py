@@ -262,6 +262,14 @@ def test_an_idle_editor_is_brought_up_to_date_by_pushes_without_asking(
     expect(reader.locator("#status")).to_have_attribute("data-state", "connected")
     caret_to(reader, 4)  # inside "idle": the writer's text goes in after it
     eventually(lambda: any('"ack"' in f for f in received), 5, "the first answer")
+
+    # Moving the caret is said once (a sync without ops: others see where it is).
+    # (Playwright hands over frames only while it is called: hence the wait.)
+    def caret_said() -> bool:
+        reader.wait_for_timeout(20)
+        return any('"sel":[4,4]' in f for f in sent)
+
+    eventually(caret_said, 5, "the caret's position")
     syncs_before = sum('"sync"' in f for f in sent)
     caret_to(writer, len("idle reader\n"))
     writer.keyboard.type("written elsewhere")

@@ -175,6 +175,7 @@ def documents_collection(request: HttpRequest) -> HttpResponse:
     title = clean_title(body.get("title"))
     text = clean_text(body.get("text", ""))
     doc = store.create_document(title, text, author="API")
+    documents.tell_lists()
     return JsonResponse(_describe(doc), status=201)
 
 

@@ -7,7 +7,7 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from collab import fragments
-from collab.protocol import AccessRevoked, DocDeleted, DocTitle, group_name
+from collab.protocol import LIST_GROUP, AccessRevoked, DocDeleted, DocsChanged, DocTitle, group_name
 from editor import links
 from editor.models import Document
 
@@ -18,11 +18,19 @@ def _tell_editors(doc_id: str, message: dict[str, object]) -> None:
         async_to_sync(layer.group_send)(group_name(doc_id), message)
 
 
+def tell_lists() -> None:
+    """Every open document list asks for its list again (collab/listing.py)."""
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(LIST_GROUP, DocsChanged().encode())
+
+
 def rename(doc: Document, title: str) -> None:
     doc.title = title
     doc.updated_at = timezone.now()  # a rename is an edit: the list shows it first
     doc.save(update_fields=["title", "updated_at"])
     _tell_editors(doc.id, DocTitle(fragments.title(doc, swap_oob=True)).encode())
+    tell_lists()
 
 
 def delete(doc: Document) -> None:
@@ -30,6 +38,7 @@ def delete(doc: Document) -> None:
     doc.delete()
     # Every open editor closes with 4404 and says the document is gone.
     _tell_editors(doc_id, DocDeleted().encode())
+    tell_lists()
 
 
 def reset_links(doc: Document) -> dict[str, str]:

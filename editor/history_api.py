@@ -20,7 +20,7 @@ from collab.host import RoomUnavailable, get_host
 from collab.origin import is_same_origin
 from collab.ownership import DocumentMissing
 from collab.protocol import Refused, Replaced, RestoreCall
-from editor import imports
+from editor import documents, imports
 from editor.access import Action
 from editor.api import ApiError, _describe, _error, _handle_errors, _json_body, authorize
 from editor.models import Document
@@ -141,6 +141,8 @@ def documents_import(request: HttpRequest) -> HttpResponse:
         raise ApiError(400, 'Send one or more files in the multipart field "files".')
     results = imports.import_files(files)
     created = [_describe(r.document) for r in results if r.document is not None]
+    if created:
+        documents.tell_lists()  # open document lists show the new ones
     errors = [{"file": r.name, "error": r.error} for r in results if r.error]
     status = 201 if created and not errors else (207 if created else 400)
     body: dict[str, Any] = {"documents": created, "errors": errors}

@@ -72,6 +72,7 @@ def document_create(request: HtmxHttpRequest) -> HttpResponse:
     title = request.POST.get("title", "").strip()
     form = TitleForm({"title": title or "Untitled"})
     doc = store.create_document(form.cleaned_data["title"] if form.is_valid() else "Untitled")
+    documents.tell_lists()
     if request.htmx:
         return HttpResponseClientRedirect(doc.get_absolute_url())
     return redirect(doc.get_absolute_url())

@@ -44,6 +44,7 @@ GROUP = [
     P.DocChanged(12, [(10, '{"type": "push"}'), (11, '{"type": "push", "base": 11}')]),
     P.DocFragments(3, "<p id='statusline'></p>", "<section></section>", 4, 5),
     P.DocPresence("<ul id='presence'></ul>"),
+    P.DocCarets(12, P.Carets(12, [("a1b2c3d4e5f6", "Ada", 210, 3, 5)]).encode()),
     P.DocTitle("<h1 id='title'></h1>"),
     P.DocDeleted(),
     P.AccessRevoked(),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -218,3 +221,30 @@ def test_serve_defaults_to_localhost_port_8000(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("PORT", "5123")  # what a Procfile runner sets
     options = Command().create_parser("manage.py", "serve").parse_args([])
     assert options.port == 5123
+
+
+def test_a_browser_that_went_silent_is_disconnected_within_30_seconds(
+    served: TandemServer,
+) -> None:
+    # A sleeping laptop or a pulled cable: the socket stays open on the server's side
+    # and no frame (no pong either) comes back. Daphne's pings end it, which takes the
+    # editor out of presence (its consumer leaves on disconnect).
+    http = HttpClient(served.url)
+    doc_url = http.post("/d/new/", form={"title": "Silent"}).url
+    host, port = served.url.split("://", 1)[1].split(":")
+    path = "/ws/" + doc_url.split("://", 1)[1].split("/", 1)[1]
+    key = base64.b64encode(os.urandom(16)).decode()
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        raw.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: {served.url}\r\n\r\n".encode()
+        )
+        started = time.monotonic()
+        assert b" 101 " in raw.recv(4096).split(b"\r\n", 1)[0]
+        # Never answer: read what the server sends (pings, HTML) until it hangs up.
+        raw.settimeout(35)
+        with contextlib.suppress(ConnectionResetError):
+            while raw.recv(65536):
+                assert time.monotonic() - started < 35, "still connected"
+        assert time.monotonic() - started < 30

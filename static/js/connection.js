@@ -36,6 +36,15 @@ export function displayName(storage = window.localStorage) {
   }
 }
 
+/** Remember a name the person chose (for every document and the next visit). */
+export function saveName(name, storage = window.localStorage) {
+  try {
+    storage.setItem("tandem:name", name);
+  } catch {
+    // storage blocked: the name lasts for this page
+  }
+}
+
 /**
  * @param {object} o
  * @param {HTMLElement} o.element   the element with ws-connect (#collab)
@@ -45,7 +54,7 @@ export function displayName(storage = window.localStorage) {
  * @param {(s: {state: string, message?: string}) => void} o.onState
  * @param {{closeRetry: number, closeMessages: Object<string, string>}} o.protocol
  * @param {string} o.name
- * @returns {{send: (json: string) => void, state: () => string}}
+ * @returns {{send: (json: string) => void, state: () => string, rename: (name: string) => void}}
  */
 export function connect(o) {
   const { element, htmx, client } = o;
@@ -162,6 +171,12 @@ export function connect(o) {
     client.tick();
   }, IDLE_TICK_MS);
 
+  /** A new display name: said at once, and again on every reconnect. */
+  function rename(name) {
+    o.name = name;
+    send(JSON.stringify({ type: "hello", name }));
+  }
+
   report();
-  return { send, state };
+  return { send, state, rename };
 }

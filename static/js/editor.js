@@ -2,9 +2,13 @@
 // sync client, the htmx WebSocket and the status indicator together. See
 // docs/protocol.md.
 
+import { StateEffect } from "@codemirror/state";
+import { EditorView } from "@codemirror/view";
 import { SyncClient } from "./sync-client.js";
+import { caretId, remoteCarets, scrollToCaret, showCarets } from "./carets.js";
 import "./surface.js"; // defines <tandem-editor>, which takes over #editor
-import { connect, displayName } from "./connection.js";
+import { connect, displayName, saveName } from "./connection.js";
+import { bindName, renameMe, watchPresence } from "./presence.js";
 import { bindStatus } from "./status.js";
 import { keepReadOnly } from "./readonly.js";
 
@@ -26,6 +30,8 @@ function start() {
   const version = Number(statusEl.dataset.version) || 0;
 
   let connection = null;
+  let pendingCarets = null; // a carets frame for a version this page does not hold yet
+  let selectionTimer = null;
   let heldMessages = null; // messages that wait for an IME composition to end
   const updateStatus = bindStatus(statusEl);
   let connState = { state: "connecting" };
@@ -36,7 +42,11 @@ function start() {
     maxBytes: protocol.maxRequestBytes,
     send: (json) => connection && connection.send(json),
     onRemote: (delta, text) => editor.applyRemote(delta, text),
-    onChange: () => showStatus(),
+    onChange: () => {
+      showStatus();
+      // Not now: this may run while the surface reports an edit, inside its dispatch.
+      queueMicrotask(placeCarets);
+    },
     getSelection: () => editor.selection(),
   });
 
@@ -59,8 +69,58 @@ function start() {
       return;
     }
     editor.catchUp();
+    if (msg && msg.type === "carets") {
+      pendingCarets = msg;
+      placeCarets();
+      return;
+    }
     client.receive(msg);
   }
+
+  // -- other people's carets (carets.js) ----------------------------------------------
+  const view = surface.view;
+  const myCaret = caretId(client.cid);
+  view.dispatch({
+    effects: StateEffect.appendConfig.of([
+      remoteCarets,
+      EditorView.updateListener.of((u) => {
+        if (u.selectionSet && !u.docChanged) selectionMoved(); // edits carry it anyway
+      }),
+    ]),
+  });
+
+  function placeCarets() {
+    const msg = pendingCarets;
+    if (!msg || !view || client.version < msg.version) return; // kept until we get there
+    pendingCarets = null;
+    if (client.version > msg.version || !Array.isArray(msg.carets)) return; // the next one is newer
+    const carets = [];
+    for (const [id, name, hue, anchor, head] of msg.carets) {
+      if (id === myCaret) continue;
+      carets.push({ id, name, hue, anchor: client.toLocal(anchor), head: client.toLocal(head) });
+    }
+    showCarets(view, carets);
+  }
+
+  // My caret moved without an edit: a sync without ops says where (coalesced: one per
+  // 150 ms at most, and none while a request is in flight: its answer comes first).
+  function selectionMoved() {
+    if (selectionTimer) return;
+    selectionTimer = setTimeout(function send() {
+      if (client.inFlight) {
+        selectionTimer = setTimeout(send, 100);
+        return;
+      }
+      selectionTimer = null;
+      client.flush(true);
+    }, 150);
+  }
+
+  // A click on someone in the presence list shows where they are.
+  document.addEventListener("click", (e) => {
+    const person = e.target instanceof Element && e.target.closest("#presence [data-name]");
+    if (person && !person.classList.contains("me")) scrollToCaret(view, person.dataset.name);
+  });
 
   function showStatus() {
     const failure = client.failure;
@@ -72,13 +132,30 @@ function start() {
     });
   }
 
+  let myName = displayName();
+  const markPresence = watchPresence(() => myName);
+  const nameInput = document.getElementById("name");
+  if (nameInput) {
+    bindName(nameInput, {
+      name: myName,
+      maxLength: protocol.nameMax,
+      onRename: (name) => {
+        myName = name;
+        saveName(name);
+        renameMe(document.getElementById("presence"), name); // the server's list follows
+        markPresence();
+        if (connection) connection.rename(name);
+      },
+    });
+  }
+
   if (window.htmx) {
     connection = connect({
       element: collab,
       htmx: window.htmx,
       client,
       protocol,
-      name: displayName(),
+      name: myName,
       onMessage: deliver,
       onState: (s) => {
         connState = s;
@@ -105,6 +182,16 @@ function start() {
       e.preventDefault();
     }
   });
+
+  // The tab's title follows a rename (mine or anyone's): #title is swapped out whole.
+  const titleHome = document.getElementById("title")?.parentElement;
+  if (titleHome) {
+    new MutationObserver(() => {
+      const input = document.getElementById("title-input");
+      const title = input && input.defaultValue.trim();
+      if (title) document.title = `${title} · Tandem`;
+    }).observe(titleHome, { childList: true });
+  }
 
   // For tests and debugging in the console.
   window.tandem = { client, editor, connection };

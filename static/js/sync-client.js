@@ -15,7 +15,7 @@
 // server's news for an idle editor) only when nothing is in flight and it starts at our
 // version, so the shadow is always a version of the document the server has.
 
-import { apply, compose, transform, isNoop, jsonSize, splitDelta } from "./delta.js";
+import { apply, compose, transform, transformIndex, isNoop, jsonSize, splitDelta } from "./delta.js";
 
 /** A page-load id for `cid`: 32 hex digits (crypto.randomUUID needs a secure origin). */
 export function randomId() {
@@ -92,6 +92,16 @@ export class SyncClient {
   hasUnsent() {
     if (this.inFlight && !this.inFlight.empty) return true;
     return this.segments.some((s) => s.action || !isNoop(s.ops));
+  }
+
+  /** Where position `index` of the shadow (the text at this.version) is in the local
+   * text: moved past everything not acknowledged yet (my text inserted exactly at it
+   * goes after it, as the server will place it). For other people's carets. */
+  toLocal(index) {
+    let i = index;
+    if (this.inFlight) i = transformIndex(this.inFlight.ops, i, true);
+    for (const seg of this.segments) i = transformIndex(seg.ops, i, true);
+    return Math.max(0, Math.min(i, this.text.length));
   }
 
   /** The transport is open: resend the unanswered request as it was, or catch up. */

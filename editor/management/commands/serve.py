@@ -116,6 +116,9 @@ def _release_leases() -> None:
 
 
 WEBSOCKET_MAX_BYTES = 64 * 1024 * 1024
+# No ghosts in presence: an unanswered ping ends a connection within 10 + 15 + 2 s.
+PING_INTERVAL = 10
+PING_TIMEOUT = 15
 
 
 class Command(BaseCommand):
@@ -163,6 +166,11 @@ class Command(BaseCommand):
             websocket_max_message_size=WEBSOCKET_MAX_BYTES,
             websocket_max_frame_size=WEBSOCKET_MAX_BYTES,
             websocket_timeout=-1,  # editors stay connected for as long as they like
+            # A browser that went away without closing (a sleeping laptop, a pulled cable)
+            # answers no ping: its socket closes, and it leaves the roster, within
+            # PING_INTERVAL + PING_TIMEOUT (+2 s of Daphne's checker) of its last frame.
+            ping_interval=PING_INTERVAL,
+            ping_timeout=PING_TIMEOUT,
         ).run()
         _finish_cancelled_tasks()
         _release_leases()

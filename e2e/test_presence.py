@@ -1,0 +1,192 @@
+"""Seeing each other: names, colours and the presence list, with three people at once."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from functools import partial
+
+from playwright.sync_api import Page, expect
+
+from e2e.client import eventually
+from e2e.conftest import CreatedDocument
+
+MakeDocument = Callable[..., CreatedDocument]
+NewPage = Callable[..., Page]
+
+
+def open_as(new_page: NewPage, path: str, name: str) -> Page:
+    """A person in a browser of their own, whose remembered name is `name` (unless they
+    chose another one since)."""
+    page = new_page()
+    page.add_init_script(
+        "if (!localStorage.getItem('tandem:name')) "
+        f"localStorage.setItem('tandem:name', {json.dumps(name)})"
+    )
+    page.goto(path)
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+    return page
+
+
+def names(page: Page) -> list[str]:
+    """The presence list, in its order on the page."""
+    return list(
+        page.locator("#presence [data-name]").evaluate_all("els => els.map(e => e.dataset.name)")
+    )
+
+
+def shows(page: Page, expected: set[str], me: str) -> bool:
+    listed = names(page)
+    return (
+        sorted(listed) == sorted(expected)
+        and listed[0] == me
+        and page.locator("#presence .me").get_attribute("data-name") == me
+    )
+
+
+def test_names_colours_and_a_rename_show_for_everyone(
+    new_page: NewPage, make_document: MakeDocument
+) -> None:
+    doc = make_document("Names", "# Hello\n")
+    people = ["Ada Lovelace", "Bob Kahn", "Cy Young"]
+    ada, bob, cy = (open_as(new_page, doc.path, n) for n in people)
+    pages = {"Ada Lovelace": ada, "Bob Kahn": bob, "Cy Young": cy}
+    for me, page in pages.items():
+        eventually(partial(shows, page, set(people), me), 5, f"everyone, {me} first, on {me}'s")
+        expect(page.locator("#name")).to_have_value(me)
+
+    # A person's colour is the same on every page and differs from the others'.
+    def colour(page: Page, name: str) -> str:
+        entry = page.locator(f'#presence [data-name="{name}"]')
+        return str(entry.evaluate("e => getComputedStyle(e).backgroundColor"))
+
+    for name in people:
+        assert len({colour(p, name) for p in pages.values()}) == 1
+    assert len({colour(ada, n) for n in people}) == 3
+
+    # Bob renames himself: Enter sends it, everyone sees it at once.
+    started = time.monotonic()
+    bob.locator("#name").fill("Bea Kahn")
+    bob.locator("#name").press("Enter")
+    renamed = {"Ada Lovelace", "Bea Kahn", "Cy Young"}
+    for me, page in [("Ada Lovelace", ada), ("Bea Kahn", bob), ("Cy Young", cy)]:
+        eventually(partial(shows, page, renamed, me), 5, f"the new name on {me}'s page")
+    assert time.monotonic() - started < 2.5
+    # Remembered: the next visit starts with it.
+    bob.reload()
+    expect(bob.locator("#status")).to_have_attribute("data-state", "connected")
+    expect(bob.locator("#name")).to_have_value("Bea Kahn")
+    eventually(lambda: shows(ada, renamed, "Ada Lovelace"), 5, "still three after the reload")
+
+    # Leaving the field renames too; an empty name is refused (the old one stays).
+    cy.locator("#name").fill("  ")
+    cy.locator("#name").blur()
+    expect(cy.locator("#name")).to_have_value("Cy Young")
+    cy.locator("#name").fill("Cyrus")
+    ada.locator("#name").focus()  # not cy: leaving its field is what sends it
+    cy.locator("#name").blur()
+    final = {"Ada Lovelace", "Bea Kahn", "Cyrus"}
+    eventually(lambda: shows(ada, final, "Ada Lovelace"), 5, "Cyrus on Ada's page")
+
+
+def test_a_closed_page_and_an_offline_browser_leave_everywhere(
+    new_page: NewPage, make_document: MakeDocument
+) -> None:
+    doc = make_document("Leaving", "text\n")
+    people = ["Ada Lovelace", "Bob Kahn", "Cy Young"]
+    ada, bob, cy = (open_as(new_page, doc.path, n) for n in people)
+    eventually(lambda: shows(ada, set(people), "Ada Lovelace"), 5, "three people")
+
+    started = time.monotonic()
+    cy.close()
+    left = {"Ada Lovelace", "Bob Kahn"}
+    eventually(lambda: shows(ada, left, "Ada Lovelace"), 3, "Cy gone from Ada's page")
+    eventually(lambda: shows(bob, left, "Bob Kahn"), 3, "Cy gone from Bob's page")
+    assert time.monotonic() - started < 1.5
+
+    # Bob's browser goes offline: he leaves; back online, he is back.
+    bob.context.set_offline(True)
+    eventually(lambda: shows(ada, {"Ada Lovelace"}, "Ada Lovelace"), 3, "Bob gone")
+    bob.context.set_offline(False)
+    eventually(lambda: shows(ada, left, "Ada Lovelace"), 10, "Bob back")
+
+
+# -- carets and selections ----------------------------------------------------------------
+
+
+def caret_offsets(page: Page, name: str) -> list[int]:
+    return [
+        int(o)
+        for o in page.locator(f'#collab .remote-caret[data-name="{name}"]').evaluate_all(
+            "els => els.map(e => e.dataset.offset)"
+        )
+    ]
+
+
+def place(page: Page, start: int, end: int | None = None) -> None:
+    page.locator("#editor").focus()
+    page.locator("#editor").evaluate(
+        "(el, [s, e]) => el.setSelectionRange(s, e)", [start, start if end is None else end]
+    )
+
+
+def test_carets_and_selections_show_in_everyone_elses_editor(
+    new_page: NewPage, make_document: MakeDocument
+) -> None:
+    text = "Hello world\nsecond line\n"
+    doc = make_document("Carets", text)
+    ada, bob, cy = (open_as(new_page, doc.path, n) for n in ["Ada", "Bob", "Cy"])
+    place(bob, 6)  # before "world"
+    place(cy, 12)  # start of the second line
+    eventually(lambda: caret_offsets(ada, "Bob") == [6], 5, "Bob's caret on Ada's page")
+    eventually(lambda: caret_offsets(ada, "Cy") == [12], 5, "Cy's caret on Ada's page")
+    eventually(lambda: caret_offsets(cy, "Bob") == [6], 5, "Bob's caret on Cy's page")
+    # Nobody sees their own caret as a remote one.
+    assert caret_offsets(bob, "Bob") == [] and caret_offsets(ada, "Ada") == []
+
+    # Ada types before Bob's caret: it stays before "w", at once (her unsent text too).
+    place(ada, 0)
+    ada.keyboard.type("Hi! ")
+    assert caret_offsets(ada, "Bob") == [10]
+    eventually(lambda: caret_offsets(cy, "Bob") == [10], 5, "Bob's caret moved on Cy's page")
+    assert caret_offsets(ada, "Cy") == [16]
+
+    # Bob selects "world": a highlight of it in the others' editors.
+    place(bob, 10, 15)
+
+    def selection_text(page: Page) -> str:
+        marks = page.locator('#collab .remote-selection[data-name="Bob"]')
+        return "".join(marks.all_inner_texts())
+
+    eventually(lambda: selection_text(ada) == "world", 5, "Bob's selection on Ada's page")
+    eventually(lambda: selection_text(cy) == "world", 5, "Bob's selection on Cy's page")
+    assert caret_offsets(ada, "Bob") == [15]  # the caret is at the selection's end
+
+    # His caret has his colour, and his name on a label.
+    caret = ada.locator('#collab .remote-caret[data-name="Bob"]')
+    avatar = ada.locator('#presence [data-name="Bob"]')
+    assert caret.evaluate("e => getComputedStyle(e).borderLeftColor") == avatar.evaluate(
+        "e => getComputedStyle(e).backgroundColor"
+    )
+    assert caret.locator(".remote-caret-label").inner_text() == "Bob"
+
+    # Bob closes his page: his caret goes everywhere.
+    bob.close()
+    eventually(lambda: caret_offsets(ada, "Bob") == [], 5, "Bob's caret gone from Ada's page")
+    eventually(lambda: selection_text(cy) == "", 5, "Bob's selection gone from Cy's page")
+
+
+def test_clicking_a_person_scrolls_to_their_caret(
+    new_page: NewPage, make_document: MakeDocument
+) -> None:
+    lines = [f"line {i}" for i in range(400)]
+    doc = make_document("Long", "\n".join(lines) + "\n")
+    ada, bob = (open_as(new_page, doc.path, n) for n in ["Ada", "Bob"])
+    far = len("\n".join(lines[:350])) + 1  # the start of line 350
+    place(bob, far)
+    ada.wait_for_timeout(1000)  # Bob's caret reaches Ada (out of her view: not drawn)
+    assert caret_offsets(ada, "Bob") == []
+    ada.locator('#presence [data-name="Bob"]').click()
+    eventually(lambda: caret_offsets(ada, "Bob") == [far], 5, "Bob's caret scrolled into view")
+    assert ada.locator(".cm-scroller").evaluate("e => e.scrollTop") > 1000

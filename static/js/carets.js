@@ -1,0 +1,144 @@
+// Other people's carets and selections, drawn as CodeMirror decorations.
+//
+// The server sends everyone's caret in one `carets` frame per room tick (positions in
+// the text at the frame's version). Here they are moved past my unsent edits, then kept
+// in a state field that CodeMirror maps through every change (mine and everyone's), so
+// they stay on their character until the next frame places them afresh. Only carets
+// in the visible part of the text are drawn: 200 carets in a long text cost 200 numbers.
+
+import { StateEffect, StateField } from "@codemirror/state";
+import { Decoration, EditorView, ViewPlugin, WidgetType } from "@codemirror/view";
+
+/** The public id of a page load's caret: FNV-1a (32 bits) of its cid, as the server
+ * computes it (collab/carets.caret_id). cids are ASCII. */
+export function caretId(cid) {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < cid.length; i++) {
+    hash ^= cid.charCodeAt(i) & 0xff;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash.toString(16).padStart(8, "0");
+}
+
+const setCarets = StateEffect.define();
+
+/** [{id, name, hue, anchor, head, seq}] in the editor's current text. */
+const caretsField = StateField.define({
+  create: () => [],
+  update(carets, tr) {
+    for (const effect of tr.effects) if (effect.is(setCarets)) return effect.value;
+    if (!tr.docChanged || !carets.length) return carets;
+    // Text inserted exactly at a caret goes after it (assoc -1), as on the server.
+    return carets.map((c) => ({ ...c, anchor: tr.changes.mapPos(c.anchor, -1), head: tr.changes.mapPos(c.head, -1) }));
+  },
+});
+
+class CaretWidget extends WidgetType {
+  constructor(caret) {
+    super();
+    this.caret = caret;
+  }
+
+  eq(other) {
+    const a = this.caret;
+    const b = other.caret;
+    return a.id === b.id && a.name === b.name && a.hue === b.hue && a.head === b.head && a.seq === b.seq;
+  }
+
+  toDOM() {
+    const dom = document.createElement("span");
+    dom.className = "remote-caret";
+    dom.setAttribute("aria-hidden", "true");
+    const label = document.createElement("span");
+    label.className = "remote-caret-label";
+    dom.append(label);
+    this.fill(dom, true);
+    return dom;
+  }
+
+  /** Reuse the element (no flash of the label) unless the person moved their caret. */
+  updateDOM(dom) {
+    if (dom.dataset.id !== this.caret.id) return false;
+    this.fill(dom, dom.dataset.seq !== String(this.caret.seq));
+    return true;
+  }
+
+  fill(dom, moved) {
+    const c = this.caret;
+    dom.dataset.id = c.id;
+    dom.dataset.name = c.name;
+    dom.dataset.offset = String(c.head);
+    dom.dataset.seq = String(c.seq);
+    dom.style.setProperty("--hue", String(c.hue));
+    dom.firstChild.textContent = c.name;
+    if (moved) {
+      // The label shows while they type, then fades (restarted on each move).
+      dom.classList.remove("typing");
+      void dom.offsetWidth;
+      dom.classList.add("typing");
+    }
+  }
+
+  ignoreEvent() {
+    return true;
+  }
+}
+
+function build(view) {
+  const carets = view.state.field(caretsField);
+  const ranges = [];
+  for (const { from, to } of view.visibleRanges) {
+    for (const c of carets) {
+      const start = Math.max(Math.min(c.anchor, c.head), from);
+      const end = Math.min(Math.max(c.anchor, c.head), to);
+      if (start < end) {
+        const attributes = { "data-name": c.name, style: `--hue: ${c.hue}` };
+        ranges.push(Decoration.mark({ class: "remote-selection", attributes }).range(start, end));
+      }
+      if (c.head >= from && c.head <= to) {
+        ranges.push(Decoration.widget({ widget: new CaretWidget(c), side: -1 }).range(c.head));
+      }
+    }
+  }
+  return Decoration.set(ranges, true);
+}
+
+const caretLayer = ViewPlugin.fromClass(
+  class {
+    constructor(view) {
+      this.decorations = build(view);
+    }
+
+    update(u) {
+      if (u.docChanged || u.viewportChanged || u.startState.field(caretsField) !== u.state.field(caretsField)) {
+        this.decorations = build(u.view);
+      }
+    }
+  },
+  { decorations: (v) => v.decorations },
+);
+
+/** The extension: add it to a view with StateEffect.appendConfig. */
+export const remoteCarets = [caretsField, caretLayer];
+
+/** Show `carets` ([{id, name, hue, anchor, head}] in the view's current text). */
+export function showCarets(view, carets) {
+  const n = view.state.doc.length;
+  const before = new Map(view.state.field(caretsField).map((c) => [c.id, c]));
+  const next = carets.map((c) => {
+    const anchor = Math.max(0, Math.min(c.anchor, n));
+    const head = Math.max(0, Math.min(c.head, n));
+    const old = before.get(c.id);
+    const moved = !old || old.anchor !== anchor || old.head !== head;
+    return { ...c, anchor, head, seq: old ? old.seq + (moved ? 1 : 0) : 0 };
+  });
+  view.dispatch({ effects: setCarets.of(next) });
+}
+
+/** Scroll `name`'s caret into the middle of the view; false if they have none. */
+export function scrollToCaret(view, name) {
+  const caret = view.state.field(caretsField).find((c) => c.name === name);
+  if (!caret) return false;
+  view.dispatch({ effects: EditorView.scrollIntoView(caret.head, { y: "center" }) });
+  return true;
+}
