@@ -240,6 +240,9 @@ class EventsConsumer(AsyncHttpConsumer):
     async def doc_title(self, message: dict[str, Any]) -> None:
         pass
 
+    async def doc_carets(self, message: dict[str, Any]) -> None:
+        pass  # carets are drawn in editors; the live view shows who is here only
+
     async def room_opened(self, message: dict[str, Any]) -> None:
         pass
 

@@ -74,10 +74,13 @@ def test_group_messages_come_back_equal_and_name_their_handler(message: Any) -> 
         assert [tuple(p) for p in received.pushes] == message.pushes  # lists after msgpack
     else:
         assert received == message
-    # Channels calls the consumer method named after the type.
+    # Channels calls the consumer method named after the type: every consumer that joins
+    # a document's group must have one, or the message ends its connection.
     from collab.consumers import DocumentConsumer
+    from collab.events import EventsConsumer
 
-    assert hasattr(DocumentConsumer, message.TYPE.replace(".", "_"))
+    for consumer in (DocumentConsumer, EventsConsumer):
+        assert hasattr(consumer, message.TYPE.replace(".", "_")), consumer
 
 
 def test_a_push_is_found_by_the_version_it_starts_from() -> None:
