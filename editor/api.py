@@ -28,7 +28,7 @@ from django.views.decorators.http import require_http_methods
 from collab import store
 from collab.host import RoomUnavailable, get_host
 from collab.ownership import DocumentMissing
-from collab.protocol import Refused, ReplaceCall, Replaced
+from collab.protocol import Refused, ReplaceCall, Replaced, RestoreCall
 from editor import access, credentials, documents, sharing
 from editor.access import Action, BadCredentials, Principal, Throttled
 from editor.models import TITLE_MAX_LENGTH, Document
@@ -196,6 +196,21 @@ def document_detail(request: HttpRequest, doc_id: str) -> HttpResponse:
     return JsonResponse({**_describe(doc), "text": text, "version": version})
 
 
+async def change_text(doc_id: str, call: ReplaceCall | RestoreCall) -> int:
+    """Ask the document's room (in whatever process runs it) to change the whole text;
+    the new version, or ApiError."""
+    try:
+        reply = await get_host().call(doc_id, call)
+    except DocumentMissing:
+        raise ApiError(404, "No document has this id.") from None
+    except RoomUnavailable:
+        raise ApiError(503, "The document is reloading; try again.") from None
+    if isinstance(reply, Refused):
+        raise ApiError(413 if reply.code == "too_large" else 400, reply.message)
+    assert isinstance(reply, Replaced)
+    return reply.version
+
+
 @csrf_exempt
 @require_http_methods(["PUT"])
 @_handle_errors
@@ -210,16 +225,7 @@ async def document_text(request: HttpRequest, doc_id: str) -> HttpResponse:
     else:
         raw = _json_body(request).get("text")
     text = clean_text(raw)
-    try:
-        reply = await get_host().call(doc_id, ReplaceCall(text, author="API"))
-    except DocumentMissing:
-        return _error(404, "No document has this id.")
-    except RoomUnavailable:
-        return _error(503, "The document is reloading; try again.")
-    if isinstance(reply, Refused):
-        return _error(413 if reply.code == "too_large" else 400, reply.message)
-    assert isinstance(reply, Replaced)
-    version = reply.version
+    version = await change_text(doc_id, ReplaceCall(text, author="API"))
     doc = await Document.objects.aget(pk=doc_id)
     return JsonResponse({**await sync_to_async(_describe)(doc), "version": version})
 

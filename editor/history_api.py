@@ -16,13 +16,18 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from collab import history
-from collab.host import RoomUnavailable, get_host
 from collab.origin import is_same_origin
-from collab.ownership import DocumentMissing
-from collab.protocol import Refused, Replaced, RestoreCall
+from collab.protocol import RestoreCall
 from editor import documents, imports
 from editor.access import Action
-from editor.api import ApiError, _describe, _error, _handle_errors, _json_body, authorize
+from editor.api import (
+    ApiError,
+    _describe,
+    _handle_errors,
+    _json_body,
+    authorize,
+    change_text,
+)
 from editor.models import Document
 
 _CID = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -112,18 +117,10 @@ async def document_restore(request: HttpRequest, doc_id: str) -> HttpResponse:
         raise ApiError(400, '"cid" must be 8-64 characters of A-Z a-z 0-9 _ -')
     text = await sync_to_async(_text_at)(doc_id, version)
     author = _author(body) or RESTORED_BY
-    try:
-        reply = await get_host().call(doc_id, RestoreCall(version, text, author, cid))
-    except DocumentMissing:
-        return _error(404, "No document has this id.")
-    except RoomUnavailable:
-        return _error(503, "The document is reloading; try again.")
-    if isinstance(reply, Refused):
-        return _error(413 if reply.code == "too_large" else 400, reply.message)
-    assert isinstance(reply, Replaced)
+    new_version = await change_text(doc_id, RestoreCall(version, text, author, cid))
     doc = await Document.objects.aget(pk=doc_id)
     described = await sync_to_async(_describe)(doc)
-    return JsonResponse({**described, "text": text, "version": reply.version, "restored": version})
+    return JsonResponse({**described, "text": text, "version": new_version, "restored": version})
 
 
 @csrf_exempt
