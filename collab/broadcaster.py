@@ -155,6 +155,10 @@ class Broadcaster:
         """The whole preview as the room has it now (for an editor that joined, or that
         missed a preview diff)."""
         html = fragments.preview(self._preview_blocks, swap_oob=True)
+        # With the word count: a big document's page leaves both to the room.
+        html += fragments.statusline(
+            self._preview.words, self._durable_version(), self._last_change(), swap_oob=True
+        )
         return PreviewReply(self.epoch, self.preview_generation, html)
 
     async def _group_send(self, message: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ read-only mode, and the page before (or without) any script."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -121,6 +122,9 @@ def test_a_1_mb_document_types_and_receives_remote_edits(
     doc = make_document("Big", big)
     a, b = open_editor(new_page, doc), open_editor(new_page, doc)
     assert value(a) == big
+    # The page left the preview and the word count to the room: both arrive.
+    expect(a.locator("#preview h1")).to_have_text("Big", timeout=10_000)
+    expect(a.locator("#statusline .words")).to_have_text(re.compile(r"^[\d,]+ words$"))
     # Only what is in view is in the DOM (CodeMirror draws the viewport).
     assert a.locator("#editor .cm-line").count() < 500
     a.locator("#editor").focus()
@@ -214,3 +218,21 @@ def test_the_page_without_javascript_shows_the_text(
     # The text is in the page once (the text area), not again as JSON.
     html = page.content()
     assert html.count("line two") == 2  # the text area and the preview
+
+
+def test_a_big_document_without_javascript_shows_its_text_in_chunks(
+    new_page: NewPage, make_document: MakeDocument
+) -> None:
+    line = "A line with 😀 and 漢字 e\u0301, <b>not markup</b>.\n"
+    text = "# Big and plain\n\n" + line * 6000
+    doc = make_document("Big, no JS", text)
+    page = new_page(java_script_enabled=False)
+    page.goto(doc.path)
+    fallback = page.locator("#editor .editor-fallback-chunks")
+    expect(fallback).to_be_visible()
+    expect(fallback).to_contain_text("# Big and plain")
+    assert fallback.evaluate("el => el.textContent") == text
+    # Laid out only once in view (a megabyte in a text area is a quarter second of layout).
+    assert fallback.evaluate(
+        "el => [...el.children].every((c) => getComputedStyle(c).contentVisibility === 'auto')"
+    )

@@ -26,6 +26,26 @@ from editor.models import Document
 
 LIST_LIMIT = 500
 
+# Above this many characters the editor page is for a big document: its preview comes over
+# the WebSocket once the editor is usable, and the text before any script runs is shown
+# in chunks the browser lays out only when they scroll into view (a text area of a
+# megabyte costs a quarter of a second of layout before the editor can even start).
+PAGE_PREVIEW_MAX_CHARS = 200_000
+FALLBACK_CHUNK_CHARS = 8_000
+
+
+def text_chunks(text: str, size: int = FALLBACK_CHUNK_CHARS) -> list[str]:
+    """The text cut after a line break into pieces of about `size` characters (a longer
+    line stays whole), so that joined again they are exactly the text."""
+    chunks: list[str] = []
+    start = 0
+    while start < len(text):
+        cut = text.find("\n", start + size - 1)
+        end = len(text) if cut < 0 else cut + 1
+        chunks.append(text[start:end])
+        start = end
+    return chunks
+
 
 class HtmxHttpRequest(HttpRequest):
     """What django-htmx's middleware makes of every request (for the type checker)."""
@@ -83,17 +103,10 @@ def document_editor(request: HtmxHttpRequest, doc_id: str) -> HttpResponse:
     role = access.require(request, doc_id, Action.READ).role(doc_id)
     doc = _get_document(doc_id)
     text, version = store.read_document(doc.id)
-    # The preview is rendered server-side, so the page reads well before any script runs;
-    # blocks are cached by source, so reloading a big document is cheap.
-    preview = PreviewState(block_limit=LIVE_PREVIEW_BLOCK_LIMIT)
-    blocks = preview.render_full(text)
     context = {
         "document": doc,
-        "text": text,
         "version": version,
         "updated_at": doc.updated_at,
-        "blocks": [mark_safe(b.html) for b in blocks],  # sanitised by collab.preview
-        "words": preview.words,
         # Close codes and limits, from their one home (the browser keeps no copy).
         "protocol": browser_constants(),
         "role": role.value,
@@ -101,6 +114,18 @@ def document_editor(request: HtmxHttpRequest, doc_id: str) -> HttpResponse:
         "read_only": not access.may(role, Action.RENAME),  # the title field
         "can_share": access.may(role, Action.SHARE),
     }
+    if len(text) <= PAGE_PREVIEW_MAX_CHARS:
+        # The preview is rendered server-side, so the page reads well before any script
+        # runs; blocks are cached by source, so reloading a document is cheap.
+        preview = PreviewState(block_limit=LIVE_PREVIEW_BLOCK_LIMIT)
+        blocks = preview.render_full(text)
+        context["text"] = text
+        context["blocks"] = [mark_safe(b.html) for b in blocks]  # sanitised by collab.preview
+        context["words"] = preview.words
+    else:
+        # The room sends the preview and the word count when the editor connects.
+        context["text_chunks"] = text_chunks(text)
+        context["words"] = None
     return render(request, "editor/editor.html", context)
 
 

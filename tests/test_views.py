@@ -16,10 +16,13 @@ import pytest
 from django.template.loader import render_to_string
 from django.test import Client
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collab import store
 from collab.models import DocumentUpdate
 from editor.models import Document
+from editor.views import PAGE_PREVIEW_MAX_CHARS, text_chunks
 from tests.conftest import htmx
 from tests.html import parse
 
@@ -455,3 +458,35 @@ def test_editor_template_renders_a_read_only_page(make_doc: MakeDoc) -> None:
     page = parse(render_to_string("editor/editor.html", context))
     assert "readonly" not in page.by_id["editor"].attrs
     assert not [c for c in page.by_id["editor"].children if c.tag == "p"]
+
+
+@given(st.text(alphabet=st.sampled_from("ab\n😀漢e\u0301"), max_size=400), st.integers(1, 50))
+def test_text_chunks_join_to_the_text_and_cut_only_after_a_line(text: str, size: int) -> None:
+    chunks = text_chunks(text, size)
+    assert "".join(chunks) == text
+    assert all(chunks)
+    for chunk in chunks[:-1]:
+        # Cut at the first line end once the chunk holds `size` characters.
+        assert len(chunk) >= size
+        assert chunk.find("\n", size - 1) == len(chunk) - 1
+
+
+def test_a_big_document_page_ships_its_text_once_in_chunks_and_no_preview(
+    client: Client, make_doc: MakeDoc
+) -> None:
+    line = "A line with 😀, 漢字 and e\u0301 <b>not markup</b> & more.\n"
+    text = "\n" + line * (PAGE_PREVIEW_MAX_CHARS // len(line) + 10)
+    assert len(text) > PAGE_PREVIEW_MAX_CHARS
+    doc = make_doc("Big", text)
+    body = client.get(f"/d/{doc.id}/").content.decode()
+    page = parse(body)
+    editor = page.by_id["editor"]
+    (chunks,) = [c for c in editor.children if "editor-fallback" in c.attrs.get("class", "")]
+    assert chunks.tag == "div"
+    assert len(chunks.children) > 10
+    assert "".join(c.text for c in chunks.children) == text
+    assert body.count("<b>not markup</b>") == 0  # escaped
+    assert "<textarea" not in body
+    # No preview blocks and no word count: the room sends both when the editor connects.
+    assert page.by_id["preview"].attrs.get("aria-busy") == "true"
+    assert "counting words" in page.by_id["statusline"].text

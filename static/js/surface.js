@@ -80,15 +80,17 @@ export class TandemEditor extends HTMLElement {
   }
 
   mount() {
-    const fallback = this.querySelector("textarea");
+    // The server's text: a text area, or for a big document read-only chunks.
+    const fallback = this.querySelector(".editor-fallback");
+    const area = fallback instanceof HTMLTextAreaElement ? fallback : null;
     this.note = this.querySelector(".readonly-note"); // the server's, for a viewer's page
     // defaultValue is the text exactly as the server sent it (the parser already
     // dropped the newline after <textarea>); value has anything typed since.
-    const initial = fallback ? fallback.defaultValue : this.textContent;
+    const initial = area ? area.defaultValue : fallback ? fallback.textContent : this.textContent;
     this.initialText = initial;
     const focused = fallback && document.activeElement === fallback;
-    if (fallback && fallback.value !== initial) {
-      this.early = { text: fallback.value, start: fallback.selectionStart, end: fallback.selectionEnd };
+    if (area && area.value !== initial) {
+      this.early = { text: area.value, start: area.selectionStart, end: area.selectionEnd };
     }
     this.view = new EditorView({
       state: EditorState.create({ doc: initial, extensions: this.extensions() }),
@@ -107,7 +109,7 @@ export class TandemEditor extends HTMLElement {
     else this.replaceChildren(this.view.dom);
     if (scrollTop) this.view.scrollDOM.scrollTop = scrollTop;
     if (this.early) this.setSelectionRange(this.early.start, this.early.end);
-    else if (focused && fallback) this.setSelectionRange(fallback.selectionStart, fallback.selectionEnd);
+    else if (focused && area) this.setSelectionRange(area.selectionStart, area.selectionEnd);
     if (focused) this.view.focus();
     // Focus given to the element itself (a script or test calling the built-in focus(),
     // a label) goes on to the editor's content.
