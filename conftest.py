@@ -18,10 +18,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from tests.services import MissingServer, PostgresServer, RedisServer, unavailable
 
 DATABASE_FIXTURES = {"db", "transactional_db", "django_db_setup"}
+
+# Property tests check behaviour, not speed: on a busy 2-core machine one example can take
+# longer than Hypothesis's 200 ms deadline with nothing wrong, and fail the run at random.
+hypothesis_settings.register_profile(
+    "tandem", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("tandem")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
