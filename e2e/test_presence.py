@@ -124,10 +124,11 @@ def caret_offsets(page: Page, name: str) -> list[int]:
     ]
 
 
-def place(page: Page, start: int, end: int | None = None) -> None:
+def place(page: Page, start: int, end: int | None = None, direction: str = "forward") -> None:
     page.locator("#editor").focus()
     page.locator("#editor").evaluate(
-        "(el, [s, e]) => el.setSelectionRange(s, e)", [start, start if end is None else end]
+        "(el, [s, e, d]) => el.setSelectionRange(s, e, d)",
+        [start, start if end is None else end, direction],
     )
 
 
@@ -162,6 +163,12 @@ def test_carets_and_selections_show_in_everyone_elses_editor(
     eventually(lambda: selection_text(ada) == "world", 5, "Bob's selection on Ada's page")
     eventually(lambda: selection_text(cy) == "world", 5, "Bob's selection on Cy's page")
     assert caret_offsets(ada, "Bob") == [15]  # the caret is at the selection's end
+
+    # Selected from right to left: the caret is at the start, where his moving end is.
+    place(bob, 10, 15, "backward")
+    eventually(lambda: caret_offsets(ada, "Bob") == [10], 5, "Bob's caret at the head")
+    eventually(lambda: caret_offsets(cy, "Bob") == [10], 5, "Bob's caret at the head on Cy's")
+    assert selection_text(ada) == "world"
 
     # His caret has his colour, and his name on a label.
     caret = ada.locator('#collab .remote-caret[data-name="Bob"]')
