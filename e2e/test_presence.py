@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from functools import partial
@@ -16,10 +17,12 @@ MakeDocument = Callable[..., CreatedDocument]
 NewPage = Callable[..., Page]
 
 
-def open_as(new_page: NewPage, path: str, name: str) -> Page:
+def open_as(new_page: NewPage, path: str, name: str, *, watch_styles: bool = False) -> Page:
     """A person in a browser of their own, whose remembered name is `name` (unless they
-    chose another one since)."""
+    chose another one since). `watch_styles`: see `inline_styles`."""
     page = new_page()
+    if watch_styles:
+        watch_inline_styles(page)
     page.add_init_script(
         "if (!localStorage.getItem('tandem:name')) "
         f"localStorage.setItem('tandem:name', {json.dumps(name)})"
@@ -27,6 +30,33 @@ def open_as(new_page: NewPage, path: str, name: str) -> Page:
     page.goto(path)
     expect(page.locator("#status")).to_have_attribute("data-state", "connected")
     return page
+
+
+def watch_inline_styles(page: Page) -> None:
+    """Record every inline style the page's scripts set as an attribute (setAttribute,
+    or HTML parsed by the page): what a Content-Security-Policy without 'unsafe-inline'
+    refuses. Styles set through the CSSOM (element.style) are allowed and not recorded."""
+    page.add_init_script(
+        r"""window.inlineStyles = [];
+        const record = (el) => window.inlineStyles.push(el.className || el.tagName);
+        const setAttribute = Element.prototype.setAttribute;
+        Element.prototype.setAttribute = function (name, value) {
+          if (String(name).toLowerCase() === "style") record(this);
+          return setAttribute.call(this, name, value);
+        };
+        for (const key of ["innerHTML", "outerHTML"]) {
+          const d = Object.getOwnPropertyDescriptor(Element.prototype, key);
+          Object.defineProperty(Element.prototype, key, { ...d, set(html) {
+            d.set.call(this, html);
+            if (/\bstyle\s*=/i.test(String(html))) record(this);
+          } });
+        }"""
+    )
+
+
+def inline_styles(page: Page) -> list[str]:
+    """The classes of the elements given an inline style attribute since the page opened."""
+    return list(page.evaluate("window.inlineStyles"))
 
 
 def names(page: Page) -> list[str]:
@@ -197,3 +227,65 @@ def test_clicking_a_person_scrolls_to_their_caret(
     ada.locator('#presence [data-name="Bob"]').click()
     eventually(lambda: caret_offsets(ada, "Bob") == [far], 5, "Bob's caret scrolled into view")
     assert ada.locator(".cm-scroller").evaluate("e => e.scrollTop") > 1000
+
+
+# -- marks in the preview -------------------------------------------------------------------
+
+
+def marks(page: Page) -> dict[str, str]:
+    """Who has a mark in the preview, and the text of the block it is in (its first 12
+    characters)."""
+    found = page.locator("#preview section.block > .preview-mark[data-name]").evaluate_all(
+        "els => els.filter(e => e.parentElement)"
+        ".map(e => [e.dataset.name, e.parentElement.textContent.trim().slice(0, 12)])"
+    )
+    return dict(found)
+
+
+def test_the_preview_marks_the_block_each_person_is_in(
+    new_page: NewPage, make_document: MakeDocument
+) -> None:
+    text = "# Title\n\nFirst paragraph.\n\n- one\n- two\n\nLast paragraph 😀.\n"
+    doc = make_document("Marks", text)
+    ada, bob, cy = (open_as(new_page, doc.path, n, watch_styles=True) for n in ["Ada", "Bob", "Cy"])
+    place(bob, text.index("paragraph."))
+    place(cy, text.index("two"), text.index("two") + 2)  # a selection: marked at its head
+    eventually(
+        lambda: (
+            {k: v for k, v in marks(ada).items() if k != "Ada"}
+            == {"Bob": "First paragr", "Cy": "one\ntwo"}
+        ),
+        5,
+        "Bob and Cy marked on Ada's page",
+    )
+    assert "Ada" not in marks(ada)  # nobody sees a mark of their own
+    eventually(lambda: marks(bob).get("Cy") == "one\ntwo", 5, "Cy marked on Bob's page")
+    assert "Bob" not in marks(bob)
+    # In their colour (the avatar's).
+    mark = ada.locator('#preview .preview-mark[data-name="Bob"]')
+    avatar = ada.locator('#presence [data-name="Bob"]')
+    assert mark.evaluate("e => getComputedStyle(e).backgroundColor") == avatar.evaluate(
+        "e => getComputedStyle(e).backgroundColor"
+    )
+
+    # Marks follow the carets: Bob moves past the emoji (UTF-16 counts), Cy's block moves
+    # down as Ada types a new block above it.
+    place(bob, len(text) - 2)
+    eventually(lambda: marks(ada).get("Bob") == "Last paragra", 5, "Bob's mark moved")
+    place(ada, 0)
+    ada.keyboard.type("Intro\n\n")
+    eventually(lambda: marks(ada).get("Cy") == "one\ntwo", 5, "Cy still in the list")
+    eventually(lambda: marks(bob).get("Cy") == "one\ntwo", 5, "on Bob's page too")
+    eventually(lambda: marks(bob).get("Ada") == "Title", 5, "Ada's caret before the title")
+    place(ada, 2)
+    eventually(lambda: marks(bob).get("Ada") == "Intro", 5, "Ada's mark in her new block")
+
+    # Someone leaves: their mark goes.
+    cy.close()
+    eventually(lambda: "Cy" not in marks(ada) and "Cy" not in marks(bob), 5, "Cy's mark gone")
+
+    # Colours came through the CSSOM, never an inline style: a strict Content-Security-
+    # Policy (style-src 'self') would refuse none of the marks, carets or selections.
+    for page in (ada, bob):
+        drawn = [c for c in inline_styles(page) if re.search(r"preview-mark|remote-", c)]
+        assert drawn == [], drawn
