@@ -7,10 +7,9 @@ from functools import partial
 
 from playwright.sync_api import Page, expect
 
-from e2e.client import eventually
+from e2e.client import HttpClient, eventually
 from e2e.cluster import Cluster
 from e2e.conftest import create_document
-from e2e.client import HttpClient
 from e2e.test_live_list import titles
 from e2e.test_presence import caret_offsets, marks, names, open_as, place
 
