@@ -106,7 +106,7 @@ export function previewMarks(doc = document) {
         const preview = this.watched;
         if (!preview) return;
         const carets = caretsOf(this.view.state);
-        const wanted = new Map(); // section -> carets in it
+        const wanted = new Map(); // section -> Map(caret id -> caret)
         if (carets.length) {
           if (!this.layout) {
             const sections = sectionsOf(preview);
@@ -118,19 +118,22 @@ export function previewMarks(doc = document) {
             const back = since.empty ? null : since.invertedDesc;
             for (const c of carets) {
               const section = sections[blockAt(starts, back ? back.mapPos(c.head, -1) : c.head)];
-              if (!wanted.has(section)) wanted.set(section, []);
-              wanted.get(section).push(c);
+              if (!wanted.has(section)) wanted.set(section, new Map());
+              wanted.get(section).set(c.id, c);
             }
           }
         }
-        // Take away the marks that are no longer right, then add the missing ones.
+        // Keep the marks that are still right, take away the others, add the missing ones.
+        const kept = new Map(); // caret id -> mark
         for (const mark of preview.querySelectorAll(".preview-mark")) {
-          const here = wanted.get(mark.parentElement) || [];
-          if (!here.some((c) => c.id === mark.dataset.id && c.name === mark.dataset.name && String(c.hue) === mark.dataset.hue)) mark.remove();
+          const c = wanted.get(mark.parentElement)?.get(mark.dataset.id);
+          if (c && c.name === mark.dataset.name && String(c.hue) === mark.dataset.hue) kept.set(c.id, mark);
+          else mark.remove();
         }
         for (const [section, people] of wanted) {
-          people.forEach((c, slot) => {
-            let mark = Array.from(section.children).find((m) => m.classList.contains("preview-mark") && m.dataset.id === c.id);
+          let slot = 0;
+          for (const c of people.values()) {
+            let mark = kept.get(c.id);
             if (!mark) {
               mark = doc.createElement("span");
               mark.className = "preview-mark";
@@ -142,8 +145,8 @@ export function previewMarks(doc = document) {
               mark.style.setProperty("--hue", String(c.hue)); // CSSOM: allowed by the CSP
               section.append(mark); // last: CSS that styles a block's first child is unaffected
             }
-            mark.style.setProperty("--slot", String(slot));
-          });
+            mark.style.setProperty("--slot", String(slot++)); // side by side in one block
+          }
         }
       }
 
