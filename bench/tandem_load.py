@@ -242,6 +242,9 @@ class Client:
         on_html: Callable[[str, float], None] | None = None,
     ) -> None:
         self.ws_url = ws_url
+        # [anchor, head] to send instead of a caret at the end (bench/memtrace.py), in the
+        # text as it was; clamped to the text sent.
+        self.selection: tuple[int, int] | None = None
         self.cid = cid
         self.name = name
         self.marker = marker
@@ -352,6 +355,9 @@ class Client:
         self.flight_lo, self.flight_hi = self.sent_upto, self.typed
         self.sent_upto = self.typed
         caret = len(self.local)
+        sel = [caret, caret]
+        if self.selection is not None:
+            sel = [min(i, caret) for i in self.selection]
         message = json.dumps(
             {
                 "type": "sync",
@@ -360,7 +366,7 @@ class Client:
                 "base": self.version,
                 "ops": ops,
                 "action": "",
-                "sel": [caret, caret],
+                "sel": sel,
             },
             ensure_ascii=False,
         )

@@ -398,15 +398,31 @@ def word_count(text: str) -> int:
 # ---------------------------------------------------------------------------------------
 
 
+def utf16_length(source: str) -> int:
+    """The length a browser counts (UTF-16 code units)."""
+    return len(source) if source.isascii() else len(source.encode("utf-16-le")) // 2
+
+
 @dataclass(frozen=True, slots=True)
 class Block:
     id: str
     source: str
     inner: str  # sanitised HTML of the block's content
 
+    def section(self, swap_oob: str = "") -> str:
+        """The block's element. `data-len` is its source's length in UTF-16 units: the
+        page lays the blocks over its text with it (blocks are separated by blank lines
+        only) to find the block each person's caret is in (static/js/preview-marks.js).
+        It depends on the source only, as the id does, so a kept block never goes stale."""
+        oob = f' hx-swap-oob="{swap_oob}"' if swap_oob else ""
+        return (
+            f'<section id="{self.id}" class="block" data-len="{utf16_length(self.source)}"'
+            f"{oob}>{self.inner}</section>"
+        )
+
     @property
     def html(self) -> str:
-        return f'<section id="{self.id}" class="block">{self.inner}</section>'
+        return self.section()
 
 
 def _hash(source: str) -> str:
@@ -730,14 +746,11 @@ class PreviewState:
             return None
         out: list[str] = [f'<section id="{d}" hx-swap-oob="delete"></section>' for d in deleted]
         for k in refreshed:
-            out.append(
-                f'<section id="{ids[k]}" class="block" hx-swap-oob="true">'
-                f"{self._inners[k]}</section>"
-            )
+            out.append(Block(ids[k], self._sources[k], self._inners[k]).section("true"))
         # Runs of consecutive new blocks go in one wrapper; htmx inserts its children.
         run: list[str] = []
         for n, k in enumerate(inserted):
-            run.append(Block(ids[k], "", self._inners[k]).html)
+            run.append(Block(ids[k], self._sources[k], self._inners[k]).html)
             if n + 1 == len(inserted) or inserted[n + 1] != k + 1:
                 start = k - len(run) + 1
                 where = "afterbegin:#preview" if start == 0 else f"afterend:#{ids[start - 1]}"

@@ -123,7 +123,7 @@ def _selection(sel: object) -> tuple[int, int] | None:
         or len(sel) != 2
         or any(type(v) is not int or not 0 <= v <= MAX_COUNTER for v in sel)
     ):
-        raise bad_request('"sel" must be [start, end], two integers >= 0')
+        raise bad_request('"sel" must be [anchor, head], two integers >= 0')
     return sel[0], sel[1]
 
 
@@ -137,6 +137,8 @@ class SyncRequest:
     base: int
     ops: list[dict[str, Any]]
     action: str = ""
+    # (anchor, head): the head is the end that moves, where the caret is drawn; a
+    # backward selection has head < anchor.
     sel: tuple[int, int] | None = None
 
     @classmethod

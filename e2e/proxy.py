@@ -26,6 +26,7 @@ class Proxy:
         self.url = f"http://127.0.0.1:{self.port}"
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._stopped = threading.Event()
+        self._hung = threading.Event()
         self._open: set[socket.socket] = set()  # the sockets of connections in flight
         self._thread = threading.Thread(target=self._accept, daemon=True, name="proxy")
 
@@ -38,6 +39,9 @@ class Proxy:
         with contextlib.suppress(OSError):
             self._listener.close()
         self._thread.join(5)
+        for sock in list(self._open):
+            with contextlib.suppress(OSError):
+                sock.close()
 
     def cut(self) -> None:
         """Drop every connection in flight, as a network that fails does (new ones still
@@ -45,6 +49,12 @@ class Proxy:
         for sock in list(self._open):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+    def hang(self) -> None:
+        """The network goes silent, as with a pulled cable or a sleeping laptop: every
+        connection stays open at both ends, but nothing passes either way any more (no
+        close, no reset), and new connections get nowhere."""
+        self._hung.set()
 
     def _accept(self) -> None:
         self._listener.settimeout(0.2)
@@ -55,6 +65,9 @@ class Proxy:
                 continue
             except OSError:
                 return
+            if self._hung.is_set():
+                self._open.add(client)  # held open, never answered (closed by stop)
+                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target), timeout=5)
             except OSError:
@@ -74,7 +87,12 @@ class Proxy:
                 selector.register(sock, selectors.EVENT_READ)
             try:
                 while not self._stopped.is_set():
-                    for key, _ in selector.select(timeout=0.5):
+                    if self._hung.is_set():
+                        self._stopped.wait(0.2)  # bytes wait in the kernel, unread
+                        continue
+                    for key, _ in selector.select(timeout=0.2):
+                        if self._hung.is_set():
+                            break  # hung while waiting: what came stays unread
                         source: socket.socket = key.fileobj  # type: ignore[assignment]
                         data = source.recv(65536)
                         if not data:

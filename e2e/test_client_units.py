@@ -928,6 +928,45 @@ def test_surface_is_codemirror_with_the_text_area_api(unit_page: Page) -> None:
     assert r["focused"] is True and r["readOnly"] is False
 
 
+def test_surface_reports_the_selection_as_anchor_and_head(unit_page: Page) -> None:
+    # What a sync's `sel` says: a backward selection keeps its direction, so others draw
+    # the caret at the head (the end that moves).
+    bind_surface(unit_page, "Hello world", caret=0)
+    r = unit_page.evaluate(
+        """() => {
+            const el = document.getElementById('ta');
+            el.setSelectionRange(6, 11, 'backward');
+            const backward = window.__binding.selection();
+            el.setSelectionRange(6, 11);
+            return [backward, window.__binding.selection()];
+        }"""
+    )
+    assert r == [[11, 6], [6, 11]]
+
+
+def test_preview_blocks_are_laid_over_the_text(unit_page: Page) -> None:
+    # static/js/preview-marks.js: blocks (lengths in UTF-16 units) separated by blank
+    # lines; a caret belongs to the last block starting at or before it.
+    r = run(
+        unit_page,
+        r"""
+        const { Text } = await import('@codemirror/state');
+        const M = await import('/static/js/preview-marks.js');
+        const text = '\n \n# T😀\n\npara one\ntwo\n \t\n\n- a\n\n  b\n\n';
+        const doc = Text.of(text.split('\n'));
+        const starts = M.layBlocks(doc, [5, 12, 8]);
+        const at = [0, 3, 8, 9, 10, 22, 26, 27, text.length].map((p) => M.blockAt(starts, p));
+        // Lengths that no longer fit (the preview trails the text): never past the end.
+        const drift = M.layBlocks(doc, [2, 200, 5]);
+        return { starts, at, slices: starts.map((s, i) => text.slice(s, s + [5, 12, 8][i])), drift };
+        """,
+    )
+    assert r["starts"] == [3, 10, 27]
+    assert r["slices"] == ["# T😀", "para one\ntwo", "- a\n\n  b"]
+    assert r["at"] == [0, 0, 0, 0, 1, 1, 1, 2, 2]
+    assert all(0 <= s <= 37 for s in r["drift"])
+
+
 def test_surface_changesets_become_deltas_and_back(unit_page: Page) -> None:
     r = run(
         unit_page,

@@ -185,6 +185,13 @@ LEASE_SECONDS = FloatSetting(
     "another process takes the document over within this time.",
     default="5",
 )
+PING_SECONDS = FloatSetting(
+    "TANDEM_PING_SECONDS",
+    "How long a WebSocket may be quiet before the server pings it; a browser that does not "
+    "answer within 1.5 times this (a sleeping laptop, a pulled cable) is disconnected and "
+    "leaves presence: with the default, within 30 s.",
+    default="10",
+)
 
 SETTINGS: tuple[Setting, ...] = (
     DATA_DIR,
@@ -201,6 +208,7 @@ SETTINGS: tuple[Setting, ...] = (
     LOG_LEVEL,
     ROOM_IDLE_SECONDS,
     LEASE_SECONDS,
+    PING_SECONDS,
 )
 
 # -- what only the tests and the benchmark read ------------------------------------------

@@ -133,3 +133,9 @@ def test_caret_ids_are_fnv1a_of_the_cid() -> None:
     assert caret_id("a") == "e40c292c"
     assert caret_id("foobar") == "bf9cf968"
     assert caret_id("tab-a-0001") != caret_id("tab-a-0002")
+
+
+def test_a_backward_selection_moves_both_ends_and_keeps_its_direction() -> None:
+    # head < anchor (selected from right to left): each end moves where its text says.
+    assert move(Caret(1, 5, 1), [{"retain": 3}, {"insert": "ab"}], 2) == Caret(2, 7, 1)
+    assert move(Caret(1, 5, 1), [{"insert": "ab"}], 2) == Caret(2, 7, 3)

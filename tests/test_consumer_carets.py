@@ -113,3 +113,28 @@ async def test_many_caret_moves_go_out_in_few_frames() -> None:
     assert len(frames) <= 6, len(frames)
     await a.close()
     await b.close()
+
+
+async def test_a_backward_selection_keeps_its_direction() -> None:
+    # Selected from right to left: [anchor, head] with head < anchor. Everyone is told
+    # both ends as they are, through every change, so the caret is drawn at the head.
+    doc_id = await new_document("abcdefgh")
+    a, b = Editor(doc_id, "tab-a-0001"), Editor(doc_id, "tab-b-0001")
+    await a.connect()
+    await b.connect()
+    await b.send({"type": "hello", "name": "Bob"})
+    assert (await sync_with_sel(a, 1, [], [0, 0]))["type"] == "ack"
+    assert (await sync_with_sel(b, 1, [], [6, 2]))["type"] == "ack"
+    bob = caret_id(b.cid)
+    frame = await next_carets(a)
+    while bob not in placed(frame):
+        frame = await next_carets(a)
+    assert placed(frame)[bob] == ("Bob", 6, 2)
+    # Ada types before both ends: they move, the direction stays.
+    assert (await sync_with_sel(a, 1, [{"insert": "XY"}], [2, 2]))["version"] == 2
+    frame = await next_carets(a)
+    while frame["version"] < 2 or bob not in placed(frame):
+        frame = await next_carets(a)
+    assert placed(frame)[bob] == ("Bob", 8, 4)
+    await a.close()
+    await b.close()

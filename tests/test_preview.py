@@ -265,7 +265,7 @@ def test_ids_are_stable_across_an_unrelated_edit() -> None:
     assert [b.id for b in before[:4]] == [b.id for b in after[:4]]
     assert before[4].id != after[4].id
     assert all(re.fullmatch(r"b-[0-9a-f]{12}-\d+", b.id) for b in before)
-    assert before[0].html.startswith(f'<section id="{before[0].id}" class="block">')
+    assert before[0].html.startswith(f'<section id="{before[0].id}" class="block" data-len="7">')
 
 
 def test_identical_blocks_get_distinct_ids() -> None:
@@ -512,3 +512,64 @@ def test_a_huge_block_gets_a_note_in_the_live_preview_but_renders_in_exports() -
     assert len(fragment) < 1_000
     full = PreviewState().render_full(text)
     assert "<table" in full[1].html
+
+
+# -- laying the blocks over the text (static/js/preview-marks.js) ---------------------------
+
+
+def units(text: str) -> str:
+    """`text` with one character per UTF-16 code unit (surrogate pairs split), so that
+    offsets count as the browser counts them."""
+    raw = text.encode("utf-16-le", "surrogatepass")
+    return "".join(chr(int.from_bytes(raw[i : i + 2], "little")) for i in range(0, len(raw), 2))
+
+
+def lay(text: str, lengths: list[int]) -> list[int]:
+    """The page's walk (layBlocks): each block starts on the first line at or after the
+    end of the one before that is not blank (spaces and tabs only)."""
+    line_starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+    line_ends = [s - 1 for s in line_starts[1:]] + [len(text)]
+    starts, pos = [], 0
+    for length in lengths:
+        n = max(i for i, s in enumerate(line_starts) if s <= pos)
+        if pos > line_starts[n] and n + 1 < len(line_starts):
+            n += 1
+        while not text[line_starts[n] : line_ends[n]].strip(" \t") and n + 1 < len(line_starts):
+            n += 1
+        start = max(pos, line_starts[n])
+        starts.append(start)
+        pos = min(start + length, len(text))
+    return starts
+
+
+def laid_out(state: PreviewState, html_lengths: dict[str, int]) -> None:
+    """Each block's `data-len` is its source's UTF-16 length, and the walk finds every
+    block's source where it is in the text."""
+    text = units(state.text)
+    blocks = state.blocks
+    lengths = [html_lengths[b.id] for b in blocks]
+    assert lengths == [len(units(b.source)) for b in blocks]
+    for block, start, length in zip(blocks, lay(text, lengths), lengths, strict=True):
+        assert text[start : start + length] == units(block.source)
+
+
+SECTION_LEN = re.compile(r'<section id="([^"]+)" class="block" data-len="(\d+)"')
+
+
+def test_blocks_carry_their_length_and_lay_over_the_text() -> None:
+    rng = random.Random(5)
+    snippets = ["a", " ", "\n", "\n\n", " \n\t\n", "```", "- ", "  ", "#", "😀", "漢", "e\u0301"]
+    for doc in [DOC, "\n \n😀 x\n\n\n  \n- a\n\n  b\n\n漢字\n  \n", *_equivalent_docs(20)]:
+        state = PreviewState()
+        lengths = {
+            b.id: int(n) for b in state.render_full(doc) for _, n in SECTION_LEN.findall(b.html)
+        }
+        laid_out(state, lengths)
+        text = doc
+        for _ in range(12):
+            a = rng.randint(0, len(text))
+            b = min(len(text), a + rng.choice([0, 1, 3, 20]))
+            text = text[:a] + rng.choice(["", *snippets]) + text[b:]
+            fragment = state.update(text) or ""
+            lengths.update({i: int(n) for i, n in SECTION_LEN.findall(fragment)})
+            laid_out(state, lengths)

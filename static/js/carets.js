@@ -92,6 +92,8 @@ function build(view) {
       const start = Math.max(Math.min(c.anchor, c.head), from);
       const end = Math.min(Math.max(c.anchor, c.head), to);
       if (start < end) {
+        // CodeMirror sets a decoration's style through the CSSOM (style.cssText), which
+        // a Content-Security-Policy without inline styles allows.
         const attributes = { "data-name": c.name, style: `--hue: ${c.hue}` };
         ranges.push(Decoration.mark({ class: "remote-selection", attributes }).range(start, end));
       }
@@ -117,6 +119,13 @@ const caretLayer = ViewPlugin.fromClass(
   },
   { decorations: (v) => v.decorations },
 );
+
+const NONE = [];
+
+/** The remote carets a state holds ([{id, name, hue, anchor, head, seq}], current text). */
+export function caretsOf(state) {
+  return state.field(caretsField, false) || NONE;
+}
 
 /** The extension: add it to a view with StateEffect.appendConfig. */
 export const remoteCarets = [caretsField, caretLayer];

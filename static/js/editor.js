@@ -6,6 +6,7 @@ import { StateEffect } from "@codemirror/state";
 import { EditorView } from "@codemirror/view";
 import { SyncClient } from "./sync-client.js";
 import { caretId, remoteCarets, scrollToCaret, showCarets } from "./carets.js";
+import { previewMarks } from "./preview-marks.js";
 import "./surface.js"; // defines <tandem-editor>, which takes over #editor
 import { connect, displayName, saveName } from "./connection.js";
 import { bindName, renameMe, watchPresence } from "./presence.js";
@@ -83,6 +84,7 @@ function start() {
   view.dispatch({
     effects: StateEffect.appendConfig.of([
       remoteCarets,
+      previewMarks(),
       EditorView.updateListener.of((u) => {
         if (u.selectionSet && !u.docChanged) selectionMoved(); // edits carry it anyway
       }),

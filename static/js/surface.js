@@ -264,8 +264,10 @@ export class TandemEditor extends HTMLElement {
     return {
       isComposing: () => this.view.composing || this.pending !== null,
       selection: () => {
+        // [anchor, head]: a backward selection keeps its direction, so others draw
+        // my caret at its moving end (the head), where I am typing.
         const main = (this.sendingSelection || this.view.state.selection).main;
-        return [main.from, main.to];
+        return [main.anchor, main.head];
       },
       catchUp: () => {
         if (!this.view.composing) this.flushPending();

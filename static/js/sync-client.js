@@ -35,7 +35,7 @@ export class SyncClient {
    * @param {(delta: object[], text: string) => void} [o.onRemote]  remote changes (delta)
    *        made the local text `text`
    * @param {() => void} [o.onChange]  version, connection or unsent state changed
-   * @param {() => number[]} [o.getSelection]  [start, end] in the local text
+   * @param {() => number[]} [o.getSelection]  [anchor, head] in the local text
    * @param {string} [o.cid]
    * @param {number} [o.maxBytes]  largest request to send (Daphne's limit is 1 MiB)
    * @param {number} [o.idleMs]    sync this often when nothing else happens

@@ -116,9 +116,9 @@ def _release_leases() -> None:
 
 
 WEBSOCKET_MAX_BYTES = 64 * 1024 * 1024
-# No ghosts in presence: an unanswered ping ends a connection within 10 + 15 + 2 s.
-PING_INTERVAL = 10
-PING_TIMEOUT = 15
+# No ghosts in presence: a ping after TANDEM_PING_SECONDS of quiet, unanswered for 1.5
+# times that, ends a connection (by default within 10 + 15 + 2 s of Daphne's checker).
+PING_TIMEOUT_FACTOR = 1.5
 
 
 class Command(BaseCommand):
@@ -138,6 +138,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, host: str | None, port: int, share: bool, **options: Any) -> None:
         host = listen_host(host, share)
+        ping_seconds = conf.PING_SECONDS.get()
         migrate()
         collect_static_if_changed()
         if not _is_loopback(host) and not conf.ALLOWED_HOSTS.is_set():
@@ -168,9 +169,9 @@ class Command(BaseCommand):
             websocket_timeout=-1,  # editors stay connected for as long as they like
             # A browser that went away without closing (a sleeping laptop, a pulled cable)
             # answers no ping: its socket closes, and it leaves the roster, within
-            # PING_INTERVAL + PING_TIMEOUT (+2 s of Daphne's checker) of its last frame.
-            ping_interval=PING_INTERVAL,
-            ping_timeout=PING_TIMEOUT,
+            # 2.5 x TANDEM_PING_SECONDS (+2 s of Daphne's checker) of its last frame.
+            ping_interval=ping_seconds,
+            ping_timeout=ping_seconds * PING_TIMEOUT_FACTOR,
         ).run()
         _finish_cancelled_tasks()
         _release_leases()
