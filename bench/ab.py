@@ -26,6 +26,7 @@ from bench.tandem_load import LoadConfig, run_load
 
 # name: (docs, editors per document, inserts each, inserts/s each)
 CASES: dict[str, tuple[int, int, int, float]] = {
+    "n2": (1, 2, 100, 10.0),
     "n10": (1, 10, 100, 10.0),
     "n30": (1, 30, 100, 10.0),
     "burst": (1, 10, 500, 0.0),
