@@ -13,16 +13,18 @@ to it kept in server memory. `FlowControl` wraps the consumer's ASGI app and bou
   paces what reaches the consumer, so a client that does wait for answers still cannot
   take more than its share. A disconnect jumps the queue: queued frames are dropped at
   once, not handled after the client left.
-- Outbound: before each frame, the bytes still in the socket's write buffer (the client
-  has not read them). Once a frame went out with at most `max_backlog` bytes before it,
-  at most `max_backlog` more may pile up behind it (so one large frame, a whole preview,
-  always goes out); beyond that the client is not reading: the connection is closed with
-  CLOSE_RETRY (the browser reconnects and resyncs) and later frames are dropped. Autobahn
-  aborts the socket if the close handshake does not finish within a second, which frees
-  the buffer (a client that reads nothing never reads the close frame either).
+- Outbound: before each frame, the bytes the client has not taken yet (Twisted's write
+  buffer and the kernel's send queue). Once a frame went out with at most `max_backlog`
+  bytes before it, at most `max_backlog` more may pile up behind it (so one large frame,
+  a whole preview, always goes out); beyond that the client is not reading: the
+  connection is closed with CLOSE_RETRY (the browser reconnects and resyncs) and later
+  frames are dropped. Autobahn aborts the socket if the close handshake does not finish
+  within a second, which frees the buffer (a client that reads nothing never reads the
+  close frame either).
 
-Per frame this costs a few attribute reads and one comparison; the state lives with the
-connection, in the process that holds the socket, so it holds for any number of processes.
+Per frame this costs a few attribute reads and a comparison (and an ioctl at most five
+times a second). The state lives with the connection, in the process that holds the
+socket, so it holds for any number of processes.
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import fcntl
 import functools
 import logging
+import struct
+import termios
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -56,14 +61,21 @@ class Limits:
 
 
 LIMITS = Limits()
+SIOCOUTQ = termios.TIOCOUTQ  # Linux: unsent + unacknowledged bytes of a TCP socket
+KERNEL_QUEUE_SECONDS = 0.2
 
 
 def write_backlog(send: Send) -> Callable[[], int] | None:
-    """How many bytes the socket behind Daphne's `send` has not written yet, or None when
-    `send` is not Daphne's (a test communicator, another server): no outbound check then.
+    """How many bytes sent on the socket behind Daphne's `send` the client has not taken
+    yet, or None when `send` is not Daphne's (a test communicator, another server): no
+    outbound check then.
 
-    Daphne's `send` is `partial(server.handle_reply, protocol)`; Twisted keeps the unsent
-    bytes of a TCP transport in `dataBuffer` (from `offset`) and `_tempDataBuffer`.
+    Daphne's `send` is `partial(server.handle_reply, protocol)`. Twisted keeps the bytes
+    the kernel did not take in `dataBuffer` (from `offset`) and `_tempDataBuffer`; the
+    kernel holds up to net.ipv4.tcp_wmem's maximum (4 MiB) more, unacknowledged, which
+    Linux tells with SIOCOUTQ. Without that part, a silent client is noticed only once the
+    kernel's buffer is full (seconds later, while Python's allocator churns through every
+    frame sent to it). The ioctl is asked at most every KERNEL_QUEUE_SECONDS.
     """
     if not isinstance(send, functools.partial) or not send.args:
         return None
@@ -75,9 +87,18 @@ def write_backlog(send: Send) -> Callable[[], int] | None:
     if transport is None:
         return None
     tcp = transport
+    fileno = getattr(tcp, "fileno", None)
+    kernel = [0, 0.0]  # bytes in the kernel's send queue, when asked
 
     def backlog() -> int:
-        return len(tcp.dataBuffer) - tcp.offset + tcp._tempDataLen
+        now = time.monotonic()
+        if fileno is not None and now - kernel[1] >= KERNEL_QUEUE_SECONDS:
+            kernel[1] = now
+            try:
+                kernel[0] = struct.unpack("i", fcntl.ioctl(fileno(), SIOCOUTQ, b"\0" * 4))[0]
+            except (OSError, ValueError):
+                kernel[0] = 0  # closed, or not Linux: Twisted's buffer only
+        return len(tcp.dataBuffer) - tcp.offset + tcp._tempDataLen + int(kernel[0])
 
     return backlog
 
