@@ -65,18 +65,10 @@ SIOCOUTQ = termios.TIOCOUTQ  # Linux: unsent + unacknowledged bytes of a TCP soc
 KERNEL_QUEUE_SECONDS = 0.2
 
 
-def write_backlog(send: Send) -> Callable[[], int] | None:
-    """How many bytes sent on the socket behind Daphne's `send` the client has not taken
-    yet, or None when `send` is not Daphne's (a test communicator, another server): no
-    outbound check then.
-
-    Daphne's `send` is `partial(server.handle_reply, protocol)`. Twisted keeps the bytes
-    the kernel did not take in `dataBuffer` (from `offset`) and `_tempDataBuffer`; the
-    kernel holds up to net.ipv4.tcp_wmem's maximum (4 MiB) more, unacknowledged, which
-    Linux tells with SIOCOUTQ. Without that part, a silent client is noticed only once the
-    kernel's buffer is full (seconds later, while Python's allocator churns through every
-    frame sent to it). The ioctl is asked at most every KERNEL_QUEUE_SECONDS.
-    """
+def daphne_transport(send: Send) -> Any | None:
+    """The TCP transport (Twisted) of the socket behind Daphne's `send`, or None when
+    `send` is not Daphne's (a test communicator, another server): no outbound check then.
+    Daphne's `send` is `partial(server.handle_reply, protocol)`."""
     if not isinstance(send, functools.partial) or not send.args:
         return None
     transport = getattr(send.args[0], "transport", None)
@@ -84,9 +76,19 @@ def write_backlog(send: Send) -> Callable[[], int] | None:
     # transport (policies.ProtocolWrapper) keeps the real one as its own `transport`.
     while transport is not None and not hasattr(transport, "_tempDataLen"):
         transport = getattr(transport, "transport", None)
-    if transport is None:
-        return None
-    tcp = transport
+    return transport
+
+
+def write_backlog(tcp: Any) -> Callable[[], int]:
+    """How many bytes sent on `tcp` the client has not taken yet.
+
+    Twisted keeps the bytes the kernel did not take in `dataBuffer` (from `offset`) and
+    `_tempDataBuffer`; the kernel holds up to net.ipv4.tcp_wmem's maximum (4 MiB) more,
+    unacknowledged, which Linux tells with SIOCOUTQ. Without that part, a silent client is
+    noticed only once the kernel's buffer is full (seconds later, while Python's allocator
+    churns through every frame sent to it). The ioctl is asked at most every
+    KERNEL_QUEUE_SECONDS.
+    """
     fileno = getattr(tcp, "fileno", None)
     kernel = [0, 0.0]  # bytes in the kernel's send queue, when asked
 
@@ -116,7 +118,8 @@ class _Connection:
         self._closed = False  # we closed it: drop what it sends and what is sent to it
         self._tokens = limits.burst
         self._refilled = time.monotonic()
-        self._backlog = write_backlog(send)
+        self._transport = daphne_transport(send)
+        self._backlog = write_backlog(self._transport) if self._transport is not None else None
         self._allowed = limits.max_backlog  # backlog at which the client is not reading
 
     # -- inbound -----------------------------------------------------------------------
@@ -193,6 +196,11 @@ class _Connection:
         log.warning("closing a WebSocket (%s): %s", code, reason)
         with contextlib.suppress(Exception):
             await self._upstream_send({"type": "websocket.close", "code": code, "reason": reason})
+        if code == CLOSE_TOO_MANY and self._transport is not None:
+            # Read nothing more: Autobahn would parse every frame still coming until the
+            # close handshake times out (a second). The close frame still goes out.
+            with contextlib.suppress(Exception):
+                self._transport.pauseProducing()
 
 
 class FlowControl:
