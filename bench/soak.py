@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import gc
 import json
@@ -47,11 +48,14 @@ def serve() -> None:
 
         loop = asyncio.get_event_loop()
         gc.collect()
+        objects = gc.get_objects()
         state = {
             "rooms": len(get_host().rooms()),
             "tasks": len(asyncio.all_tasks(loop)),
-            "objects": len(gc.get_objects()),
+            "objects": len(objects),
+            "types": dict(collections.Counter(type(o).__qualname__ for o in objects)),
         }
+        del objects
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
         tmp.replace(out)
@@ -142,7 +146,14 @@ def run(server: TandemServer, editors: int, docs: int, seconds: float) -> dict[s
         after = server_state(server.pid, report)
         if after["rooms"] <= before["rooms"] and after["tasks"] <= before["tasks"]:
             break
+    grown = {
+        name: count - before["types"].get(name, 0)
+        for name, count in after.pop("types", {}).items()
+        if count - before["types"].get(name, 0) > 0
+    }
+    before.pop("types", None)
     return {
+        "grown_types": dict(sorted(grown.items(), key=lambda kv: -kv[1])[:12]),
         "editors": editors,
         "documents": docs,
         "seconds": seconds,
