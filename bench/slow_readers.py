@@ -37,30 +37,37 @@ from bench.tandem_load import check_loopback, create_document, http_request
 TCP_ESTABLISHED = 1
 
 
-def silent_socket(base_url: str, doc_id: str, rcvbuf: int = 4096) -> socket.socket:
-    """A WebSocket on the document that, after the handshake, never reads again."""
+def silent_socket(
+    base_url: str, doc_id: str, rcvbuf: int = 4096, events: bool = False
+) -> socket.socket:
+    """A WebSocket on the document (or with `events`, its live view's event stream) that,
+    after the response's head, never reads again."""
     url = urlparse(base_url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.settimeout(10)
     sock.connect((host, port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
+    if events:
+        request = f"GET /d/{doc_id}/events HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n"
+        expected = b"HTTP/1.1 200"
+    else:
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
             f"GET /ws/d/{doc_id}/ HTTP/1.1\r\nHost: {host}:{port}\r\n"
             f"Origin: http://{host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
+        )
+        expected = b"HTTP/1.1 101"
+    sock.sendall(request.encode())
     head = b""
     while b"\r\n\r\n" not in head:
-        chunk = sock.recv(1)  # byte by byte: leave every WebSocket frame unread
+        chunk = sock.recv(1)  # byte by byte: leave everything after the head unread
         if not chunk:
-            raise RuntimeError("the server closed the handshake")
+            raise RuntimeError("the server closed the connection")
         head += chunk
-    if not head.startswith(b"HTTP/1.1 101"):
-        raise RuntimeError(f"no WebSocket: {head[:200]!r}")
+    if not head.startswith(expected):
+        raise RuntimeError(f"not what was asked for: {head[:200]!r}")
     return sock
 
 

@@ -61,6 +61,7 @@ class Limits:
 
 
 LIMITS = Limits()
+_BODIES = frozenset({"websocket.send", "http.response.body"})  # what is checked before sending
 SIOCOUTQ = termios.TIOCOUTQ  # Linux: unsent + unacknowledged bytes of a TCP socket
 KERNEL_QUEUE_SECONDS = 0.2
 
@@ -174,19 +175,30 @@ class _Connection:
     # -- outbound ----------------------------------------------------------------------
 
     async def send(self, message: Message) -> None:
-        if message.get("type") == "websocket.send" and self._backlog is not None:
+        kind = message.get("type")
+        if kind in _BODIES and self._backlog is not None:
             if self._closed:
                 return  # closed for not reading: nothing more piles up for it
             backlog = self._backlog()
             if backlog <= self.limits.max_backlog:
-                size = len(message.get("text") or message.get("bytes") or b"")
-                self._allowed = backlog + size + self.limits.max_backlog
+                data = message.get("text") or message.get("bytes") or message.get("body") or b""
+                self._allowed = backlog + len(data) + self.limits.max_backlog
             elif backlog > self._allowed:
-                await self._shut(CLOSE_RETRY, "not reading: reconnect and resync")
+                if kind == "websocket.send":
+                    await self._shut(CLOSE_RETRY, "not reading: reconnect and resync")
+                else:  # a stream over HTTP has no close code: drop the connection
+                    self._abort()
                 return
-        elif message.get("type") == "websocket.close":
+        elif kind == "websocket.close":
             self._closed = True
         await self._upstream_send(message)
+
+    def _abort(self) -> None:
+        self._closed = True
+        log.warning("dropping an HTTP stream: not reading")
+        if self._transport is not None:
+            with contextlib.suppress(Exception):
+                self._transport.abortConnection()
 
     async def _shut(self, code: int, reason: str) -> None:
         if self._closed:
@@ -204,13 +216,19 @@ class _Connection:
 
 
 class FlowControl:
-    """ASGI middleware: `FlowControl(Consumer.as_asgi())` bounds each WebSocket's queues."""
+    """ASGI middleware: `FlowControl(Consumer.as_asgi())` bounds each WebSocket's queues
+    (and, around an HTTP stream, what its client has not read)."""
 
     def __init__(self, app: ASGIApp, limits: Limits | None = None) -> None:
         self.app = app
         self.limits = limits
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # A stream (the live view's events): only what the client does not read.
+            stream = _Connection(receive, send, self.limits or LIMITS)
+            await self.app(scope, receive, stream.send)
+            return
         if scope["type"] != "websocket":
             await self.app(scope, receive, send)
             return

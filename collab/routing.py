@@ -14,5 +14,5 @@ websocket_urlpatterns = [
 
 # HTTP that Channels answers itself (a stream); everything else goes to Django.
 http_urlpatterns = [
-    path("d/<str:doc_id>/events", EventsConsumer.as_asgi()),
+    path("d/<str:doc_id>/events", FlowControl(EventsConsumer.as_asgi())),  # type: ignore[arg-type]
 ]

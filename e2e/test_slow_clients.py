@@ -52,13 +52,13 @@ class Reader(threading.Thread):
 
 
 def silent_readers_are_closed(
-    write_url: str, read_url: str, doc: CreatedDocument, sockets: int = 3
+    write_url: str, read_url: str, doc: CreatedDocument, sockets: int = 3, events: bool = False
 ) -> None:
     host = read_url.removeprefix("http://")
     reader = Reader(f"ws://{host}/ws/d/{doc.id}/", read_url)
     reader.start()
     assert reader.open.wait(10)
-    silent = [silent_socket(read_url, doc.id) for _ in range(sockets)]
+    silent = [silent_socket(read_url, doc.id, events=events) for _ in range(sockets)]
     start, changes = time.monotonic(), 0
     while any(tcp_open(s) for s in silent) and time.monotonic() - start < DEADLINE:
         changes += 1
@@ -76,6 +76,11 @@ def silent_readers_are_closed(
 def test_a_client_that_stops_reading_is_closed_and_a_reader_stays(server: TandemServer) -> None:
     doc = create_document(server, "slow readers", PARAGRAPH)
     silent_readers_are_closed(server.url, server.url, doc)
+
+
+def test_a_live_view_that_stops_reading_is_dropped(server: TandemServer) -> None:
+    doc = create_document(server, "slow live view", PARAGRAPH)
+    silent_readers_are_closed(server.url, server.url, doc, events=True)
 
 
 def test_a_client_that_stops_reading_is_closed_across_processes(
