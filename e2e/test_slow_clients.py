@@ -4,7 +4,8 @@ A silent socket on a document whose long paragraph changes ten times a second is
 60 KB per change: the server must close it within seconds (Daphne's ping would take 25 s,
 while the bytes owed pile up in memory), and an editor that reads stays connected. On one
 process (in-memory layer) and on two (Redis, the silent socket on the process that does
-not hold the room). Without the outbound check the silent sockets stay open: these fail.
+not hold the room); and a live view's event stream (SSE) that stops reading is dropped.
+Without the outbound check the silent sockets stay open: these fail.
 """
 
 from __future__ import annotations
