@@ -116,6 +116,20 @@ def _utf16_events(text: TrackedText, events: Sequence[Delta]) -> tuple[TrackedTe
 
 
 @dataclass(slots=True)
+class _UndoClock:
+    """The undo managers' clock (ms), with a skew added (see replace_text). Its own object:
+    an undo manager (Rust) holding a bound method of the engine made a reference cycle
+    the garbage collector cannot see through, so no engine was ever freed after its
+    room unloaded (found by bench/soak.py)."""
+
+    clock: Callable[[], float]
+    skew_ms: int = 0
+
+    def now(self) -> int:
+        return int(self.clock() * 1000) + self.skew_ms
+
+
+@dataclass(slots=True)
 class _Session:
     """One page load's identity in the room's Doc: the origin of its transactions, and
     an undo manager that tracks only those."""
@@ -148,8 +162,7 @@ class DocumentEngine:
         self._room = log.build()
         self._ytext = self._room.get(TEXT_KEY, type=Text)
         self._text = TrackedText.of(str(self._ytext))
-        self._clock = clock
-        self._undo_skew_ms = 0  # added to the undo clock (see replace_text)
+        self._undo_clock = _UndoClock(clock)
         # Recent history (HISTORY_VERSIONS): the text at each version, and the change
         # (UTF-16 delta) from the version before.
         self._texts: dict[int, TrackedText] = {self.version: self._text}
@@ -395,10 +408,10 @@ class DocumentEngine:
         # A restore is one undo step of its own: the undo clock jumps past the capture
         # timeout before and after it, so it merges neither with the typing just before
         # nor with what follows.
-        self._undo_skew_ms += CAPTURE_TIMEOUT_MS + 1
+        self._undo_clock.skew_ms += CAPTURE_TIMEOUT_MS + 1
         with _capture(self._room) as (updates, _), self._room.transaction(origin=origin):
             _apply_utf8(self._ytext, change.delta)
-        self._undo_skew_ms += CAPTURE_TIMEOUT_MS + 1
+        self._undo_clock.skew_ms += CAPTURE_TIMEOUT_MS + 1
         stored = StoredUpdate(
             self.version + 1, _merged(updates), "", None, author, *counts(change16)
         )
@@ -426,7 +439,7 @@ class DocumentEngine:
             undo = UndoManager(
                 scopes=[self._ytext],
                 capture_timeout_millis=CAPTURE_TIMEOUT_MS,
-                timestamp=self._timestamp,
+                timestamp=self._undo_clock.now,
             )
             state = _Session(("tandem-editor", next(self._origins)), undo)
             undo.include_origin(state.origin)
@@ -488,9 +501,6 @@ class DocumentEngine:
     def _check_size(utf8_len: int) -> None:
         if utf8_len > MAX_DOCUMENT_BYTES:
             raise ProtocolError("too_large", "a document may hold at most 16 MiB of text")
-
-    def _timestamp(self) -> int:
-        return int(self._clock() * 1000) + self._undo_skew_ms
 
     def _data(self, after: int, upto: int) -> list[bytes]:
         """The updates with after < seq <= upto."""

@@ -43,6 +43,10 @@ CLOSE_RETRY = 3012
 CLOSE_BAD_REQUEST = 4400
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+# More frames sent without waiting for answers than the one-in-flight rule allows
+# (collab/flow.py): final, a client that keeps the rule never sees it. A client that
+# stops reading is closed with CLOSE_RETRY instead: it reconnects and resyncs.
+CLOSE_TOO_MANY = 4429
 
 CLOSE_MESSAGES = {
     CLOSE_BAD_REQUEST: "The server refused this page (protocol error). "
@@ -52,6 +56,8 @@ CLOSE_MESSAGES = {
     CLOSE_FORBIDDEN: "No access to this document: its links were reset, or this page came "
     "from elsewhere. Ask the person who shared it for a new link.",
     CLOSE_NOT_FOUND: "This document was deleted.",
+    CLOSE_TOO_MANY: "This page sent more than the server accepts at once. "
+    "Copy any unsaved text and reload.",
 }
 
 

@@ -119,5 +119,5 @@ def test_the_page_gets_close_codes_and_limits_from_here() -> None:
     constants = P.browser_constants()
     assert constants["closeRetry"] == P.CLOSE_RETRY
     assert 3000 <= P.CLOSE_RETRY < 4000  # Daphne can send it; htmx would not retry it
-    assert set(constants["closeMessages"]) == {"4400", "4403", "4404"}
+    assert set(constants["closeMessages"]) == {"4400", "4403", "4404", "4429"}
     assert json.loads(json.dumps(constants)) == constants
