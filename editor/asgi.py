@@ -12,13 +12,15 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from collab.routing import http_urlpatterns, websocket_urlpatterns  # noqa: E402
+from editor.headers import SecurityHeaders  # noqa: E402
 
 # Django's handler is an ASGI app, which re_path serves but is not typed for.
 django_route = re_path(r"", django_asgi_app)  # type: ignore[arg-type]
 
 application = ProtocolTypeRouter(
     {
-        "http": URLRouter([*http_urlpatterns, django_route]),
+        # Every HTTP response gets the browser defences, Django's or not (editor/headers.py).
+        "http": SecurityHeaders(URLRouter([*http_urlpatterns, django_route])),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

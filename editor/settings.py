@@ -9,7 +9,7 @@ import os
 import secrets
 from pathlib import Path
 
-from editor import conf
+from editor import conf, headers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = conf.DATA_DIR.get(base=BASE_DIR / "data")
@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "daphne",  # first: gives `runserver` an ASGI server
     "django.contrib.contenttypes",
     "django.contrib.staticfiles",
+    "csp",
     "channels",
     "django_htmx",
     "editor",
@@ -43,7 +44,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Both before whitenoise, so static files get the headers too.
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -90,8 +93,15 @@ if conf.BEHIND_PROXY.get():
     # TLS ends at the proxy: trust its word that the browser's request was https.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Browser defences on every response (docs/security.md, "Browser defences"). Django's
+# SecurityMiddleware sends nosniff, Referrer-Policy and COOP; django-csp the CSP; the
+# responses Django never sees (the live view's event stream) get the same from
+# editor/headers.py.
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+CONTENT_SECURITY_POLICY = {"DIRECTIVES": headers.CSP_DIRECTIVES}
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads it to send X-CSRFToken
 
