@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -309,3 +311,23 @@ def test_a_body_over_the_limit_is_refused_before_anything_reads_it(
         assert "larger than" in response.json()["error"]
     assert_defended(response, path)
     assert Document.objects.count() == 0
+
+
+# -- templates the policy would break ----------------------------------------------------
+
+
+def test_no_template_has_inline_script_or_style_attributes() -> None:
+    """The policy blocks inline scripts and style attributes: a template with one would
+    break in the browser (e2e/test_csp.py finds it there; this says where, at once)."""
+    from django.conf import settings
+
+    for path in Path(settings.BASE_DIR, "templates").rglob("*.html"):
+        source = path.read_text()
+        assert not re.search(r"\sstyle=", source), f"{path}: a style attribute"
+        for tag in re.findall(r"<script\b[^>]*>", source):
+            ok = "src=" in tag or 'type="importmap" nonce=' in tag or "json" in tag
+            assert ok, f"{path}: inline script {tag}"
+        assert not re.search(r"\son[a-z]+=", source), f"{path}: an event-handler attribute"
+    error_page = Path(settings.BASE_DIR, "templates", "500.html").read_text()
+    for href in re.findall(r'href="/static/([^"]+)"', error_page):
+        assert Path(settings.BASE_DIR, "static", href).is_file(), href
