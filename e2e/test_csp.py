@@ -6,6 +6,8 @@ live view's event stream."""
 
 from __future__ import annotations
 
+import re
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -147,3 +149,29 @@ def test_every_page_loads_and_works_without_a_csp_violation(
 def server_csp(server: TandemServer, path: str) -> str:
     response = HttpClient(server.url).get(path)
     return str(response.headers.get("Content-Security-Policy", ""))
+
+
+def test_static_files_and_the_event_stream_carry_the_headers(
+    make_document: MakeDocument, server: TandemServer
+) -> None:
+    """Through the real server: whitenoise's files (served before Django's views) and the
+    live view's stream (Channels, not Django) carry the same defences as the pages."""
+    doc = make_document("Headers", "text")
+    page = HttpClient(server.url).get(doc.path).text
+    script = re.search(r'src="(/static/js/[^"]+)"', page)
+    assert script is not None
+    for path in (script.group(1), "/static/css/tandem.css", "/favicon.ico"):
+        response = HttpClient(server.url).get(path)
+        assert_headers(response.headers, path)
+    with urllib.request.urlopen(f"{server.url}/d/{doc.id}/events", timeout=10) as stream:
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        assert_headers(dict(stream.headers), "the event stream")
+
+
+def assert_headers(headers: dict[str, str], where: str) -> None:
+    lower = {k.lower(): v for k, v in headers.items()}
+    assert "frame-ancestors 'none'" in lower.get("content-security-policy", ""), where
+    assert "unsafe-inline" not in lower["content-security-policy"], where
+    assert lower.get("x-content-type-options") == "nosniff", where
+    assert lower.get("referrer-policy") == "same-origin", where
+    assert lower.get("cross-origin-opener-policy") == "same-origin", where
