@@ -146,6 +146,23 @@ def test_every_state_changing_request_without_the_csrf_token_is_refused(
             assert not refused_for_csrf(response), (method, pattern.name, response.content[:300])
 
 
+@pytest.mark.django_db(transaction=True)
+def test_no_safe_method_changes_anything_on_any_route(settings: Any) -> None:
+    """GET, HEAD and OPTIONS skip the CSRF check, so none of them may change anything:
+    every route, as the owner's browser (a HEAD must never reach a write branch)."""
+    settings.TANDEM_TRUST_LOOPBACK = True
+    doc = store.create_document("Guarded", "original text")
+    links.tokens(doc)
+    history.name_version(doc.id, 1, "first", "test")
+    client, _token = browser(owner_cookie=False)
+    before = state(doc)
+    for pattern in routes():
+        for method in ("GET", "HEAD", "OPTIONS"):
+            response = send(client, method, path_of(pattern, doc), Origin=ORIGIN)
+            assert response.status_code < 500, (method, pattern.name, response.status_code)
+            assert state(doc) == before, f"{method} {pattern.name} changed something"
+
+
 def allowed(client: Client, path: str) -> set[str]:
     """The methods a route says it takes (its 405's Allow header), for the check that a
     405 really means "not this method" and not a refusal in disguise."""
