@@ -21,7 +21,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -141,12 +141,13 @@ class People:
         self.url = server.url.replace("http://", "ws://") + f"/ws/d/{doc_id}/"
         self.base = base
         self.sockets: list[ClientConnection] = []
+        self.open = ExitStack()
         self.stop = threading.Event()
         self.drainer = threading.Thread(target=self._drain, daemon=True)
 
     def join(self) -> None:
         for payload in PAYLOADS:
-            ws = connect(self.url, open_timeout=10, close_timeout=1)
+            ws = self.open.enter_context(connect(self.url, open_timeout=10, close_timeout=1))
             ws.send(json.dumps({"type": "hello", "name": payload.text}))
             cid = f"xss-person-{payload.n:04d}"
             ops = [{"insert": "·"}]
@@ -169,8 +170,7 @@ class People:
     def leave(self) -> None:
         self.stop.set()
         self.drainer.join(5)
-        for ws in self.sockets:
-            ws.close()
+        self.open.close()
 
 
 @contextmanager
