@@ -41,7 +41,7 @@ CSP_DIRECTIVES: dict[str, Any] = {
 STRICT_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 BASELINE: tuple[tuple[bytes, bytes], ...] = (
-    (b"content-security-policy", STRICT_CSP.encode()),
+    (b"content-security-policy", STRICT_CSP.encode()),  # first: see SecurityHeaders
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
@@ -55,17 +55,22 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def with_baseline(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def with_baseline(
+    headers: list[tuple[bytes, bytes]], baseline: tuple[tuple[bytes, bytes], ...] = BASELINE
+) -> list[tuple[bytes, bytes]]:
     """`headers` plus each baseline header it lacks (a header already there wins)."""
     present = {bytes(name).lower() for name, _ in headers}
-    return [*headers, *((n, v) for n, v in BASELINE if n not in present)]
+    return [*headers, *((n, v) for n, v in baseline if n not in present)]
 
 
 class SecurityHeaders:
-    """ASGI middleware: every HTTP response starts with the baseline headers."""
+    """ASGI middleware: every HTTP response starts with the baseline headers. With
+    `csp=False` (TANDEM_DEBUG: Django's debug pages are inline styles and scripts, which
+    django-csp leaves alone there too) the policy is left out."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, csp: bool = True) -> None:
         self.app = app
+        self.baseline = BASELINE if csp else BASELINE[1:]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,7 +79,8 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": with_baseline(list(message.get("headers", [])))}
+                headers = with_baseline(list(message.get("headers", [])), self.baseline)
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
