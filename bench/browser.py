@@ -126,7 +126,10 @@ def open_page(browser: Browser, url: str) -> Page:
     page = context.new_page()
     page.set_default_timeout(20_000)
     page.goto(url)
-    page.wait_for_function("window.__bench.connected !== null && window.tandem", timeout=20_000)
+    # A function, not an expression string: Playwright evals strings, which the CSP forbids.
+    page.wait_for_function(
+        "() => window.__bench.connected !== null && window.tandem", timeout=20_000
+    )
     return page
 
 
@@ -148,7 +151,7 @@ def measure_open(browser: Browser, url: str, opens: int, deadline: float) -> dic
         # Opened again in the same browser: modules come from the HTTP cache (hashed URLs
         # are cached for ever) and V8's code cache, as for anyone's second visit.
         page.goto(url)
-        page.wait_for_function("window.__bench.connected !== null && window.tandem")
+        page.wait_for_function("() => window.__bench.connected !== null && window.tandem")
         warm.append(page.evaluate("window.__bench.connected"))
         page.context.close()
     return {
@@ -171,7 +174,7 @@ def measure_typing(browser: Browser, url: str, keys: int, deadline: float) -> di
         if time.monotonic() > deadline:
             break
         a.keyboard.press("abcdefghij"[i % 10])
-        b.wait_for_function(f"window.__bench.remote.length >= {i + 1}", timeout=10_000)
+        b.wait_for_function(f"() => window.__bench.remote.length >= {i + 1}", timeout=10_000)
         a.wait_for_timeout(30)  # lets both pages paint; the next keystroke starts idle
     a.wait_for_timeout(300)
     ka = a.evaluate("window.__bench")

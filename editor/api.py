@@ -20,10 +20,11 @@ import json
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
+from django.views.defaults import page_not_found
 
 from collab import store
 from collab.host import RoomUnavailable, get_host
@@ -102,11 +103,18 @@ def _describe(doc: Document) -> dict[str, Any]:
     }
 
 
+def _body(request: HttpRequest) -> bytes:
+    try:
+        return request.body
+    except RequestDataTooBig:
+        raise ApiError(413, "The body is too large.") from None
+
+
 def _json_body(request: HttpRequest) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise ApiError(415, "Send a JSON body with Content-Type: application/json.")
     try:
-        body = json.loads(request.body or b"{}")
+        body = json.loads(_body(request) or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "The body is not valid JSON.") from None
     if not isinstance(body, dict):
@@ -137,6 +145,47 @@ def clean_title(value: object) -> str:
     return title or "Untitled"
 
 
+def methods(*allowed: str):  # type: ignore[no-untyped-def]
+    """Like Django's require_http_methods, but the 405 is JSON like every API error."""
+
+    def decorate(view):  # type: ignore[no-untyped-def]
+        def refusal(request: HttpRequest) -> HttpResponse | None:
+            # Exactly these: a HEAD let through would reach a view's write branch
+            # (views test for "GET", not for "not a write") without a CSRF check.
+            if request.method in allowed:
+                return None
+            response = _error(
+                405, f"{request.method} is not allowed here; use {', '.join(allowed)}."
+            )
+            response["Allow"] = ", ".join(allowed)
+            return response
+
+        if asyncio.iscoroutinefunction(view):
+
+            @functools.wraps(view)
+            async def async_wrapper(
+                request: HttpRequest, *args: Any, **kwargs: Any
+            ) -> HttpResponse:
+                return refusal(request) or await view(request, *args, **kwargs)
+
+            return async_wrapper
+
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            return refusal(request) or view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's handler404: JSON under /api/, the 404 page elsewhere."""
+    if request.path.startswith("/api/"):
+        return _error(404, "No API endpoint has this address.")
+    return page_not_found(request, exception or Http404())
+
+
 def _handle_errors(view):  # type: ignore[no-untyped-def]
     """Turn ApiError into a JSON error response (sync and async views alike)."""
     if asyncio.iscoroutinefunction(view):
@@ -161,7 +210,7 @@ def _handle_errors(view):  # type: ignore[no-untyped-def]
 
 
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
+@methods("GET", "POST")
 @_handle_errors
 def documents_collection(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
@@ -180,7 +229,7 @@ def documents_collection(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt
-@require_http_methods(["GET", "DELETE"])
+@methods("GET", "DELETE")
 @_handle_errors
 def document_detail(request: HttpRequest, doc_id: str) -> HttpResponse:
     authorize(request, doc_id, Action.DELETE if request.method == "DELETE" else Action.READ)
@@ -212,14 +261,14 @@ async def change_text(doc_id: str, call: ReplaceCall | RestoreCall) -> int:
 
 
 @csrf_exempt
-@require_http_methods(["PUT"])
+@methods("PUT")
 @_handle_errors
 async def document_text(request: HttpRequest, doc_id: str) -> HttpResponse:
     """Replace the text as a merged change: editors who are in the document see it at once."""
     await sync_to_async(authorize)(request, doc_id, Action.EDIT)
     if request.content_type == "text/plain":
         try:
-            raw: object = request.body.decode("utf-8")
+            raw: object = _body(request).decode("utf-8")
         except UnicodeDecodeError:
             raise ApiError(400, "The body is not UTF-8 text.") from None
     else:
@@ -231,7 +280,7 @@ async def document_text(request: HttpRequest, doc_id: str) -> HttpResponse:
 
 
 @csrf_exempt
-@require_http_methods(["GET"])
+@methods("GET")
 @_handle_errors
 def document_links(request: HttpRequest, doc_id: str) -> HttpResponse:
     """{"edit": url, "view": url}, made on first use; "reachable" is false when the server
@@ -241,7 +290,7 @@ def document_links(request: HttpRequest, doc_id: str) -> HttpResponse:
 
 
 @csrf_exempt
-@require_http_methods(["POST"])
+@methods("POST")
 @_handle_errors
 def document_links_reset(request: HttpRequest, doc_id: str) -> HttpResponse:
     """New links; the old ones stop working and their guests are disconnected."""

@@ -9,16 +9,21 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "editor.settings")
 django_asgi_app = get_asgi_application()  # sets Django up before the consumers import models
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from collab.routing import http_urlpatterns, websocket_urlpatterns  # noqa: E402
+from editor.headers import SecurityHeaders  # noqa: E402
 
 # Django's handler is an ASGI app, which re_path serves but is not typed for.
 django_route = re_path(r"", django_asgi_app)  # type: ignore[arg-type]
 
 application = ProtocolTypeRouter(
     {
-        "http": URLRouter([*http_urlpatterns, django_route]),
+        # Every HTTP response gets the browser defences, Django's or not (editor/headers.py).
+        "http": SecurityHeaders(
+            URLRouter([*http_urlpatterns, django_route]), csp=not settings.DEBUG
+        ),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

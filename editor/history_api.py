@@ -11,9 +11,10 @@ import re
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
 
 from collab import history
 from collab.origin import is_same_origin
@@ -27,6 +28,7 @@ from editor.api import (
     _json_body,
     authorize,
     change_text,
+    methods,
 )
 from editor.models import Document
 
@@ -59,7 +61,7 @@ def text_at_response(doc_id: str, raw_version: str) -> JsonResponse:
 
 
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
+@methods("GET", "POST")
 @_handle_errors
 def document_versions(request: HttpRequest, doc_id: str) -> HttpResponse:
     """GET: a page of the history, newest first. POST {"label"}: name the current
@@ -103,7 +105,7 @@ def _author(body: dict[str, Any]) -> str:
 
 
 @csrf_exempt
-@require_http_methods(["POST"])
+@methods("POST")
 @_handle_errors
 async def document_restore(request: HttpRequest, doc_id: str) -> HttpResponse:
     """{"version": n[, "cid", "name"]}: a new change that makes the text equal to version
@@ -124,7 +126,7 @@ async def document_restore(request: HttpRequest, doc_id: str) -> HttpResponse:
 
 
 @csrf_exempt
-@require_http_methods(["POST"])
+@methods("POST")
 @_handle_errors
 def documents_import(request: HttpRequest) -> HttpResponse:
     """Multipart, field `files` (one or more): one new document per file. A browser
@@ -133,7 +135,10 @@ def documents_import(request: HttpRequest) -> HttpResponse:
     if not is_same_origin(_headers(request)):
         raise ApiError(403, "Import refused: the request came from another site.")
     authorize(request, None, Action.IMPORT)
-    files = request.FILES.getlist("files")
+    try:
+        files = request.FILES.getlist("files")
+    except (MultiPartParserError, SuspiciousOperation) as error:  # malformed, too many files
+        raise ApiError(400, f"The upload is not a readable multipart body: {error}") from None
     if not files:
         raise ApiError(400, 'Send one or more files in the multipart field "files".')
     results = imports.import_files(files)

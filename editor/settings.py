@@ -9,7 +9,7 @@ import os
 import secrets
 from pathlib import Path
 
-from editor import conf
+from editor import conf, headers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = conf.DATA_DIR.get(base=BASE_DIR / "data")
@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "daphne",  # first: gives `runserver` an ASGI server
     "django.contrib.contenttypes",
     "django.contrib.staticfiles",
+    "csp",
     "channels",
     "django_htmx",
     "editor",
@@ -43,11 +44,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # The browser defences first, so static files and early refusals get them too.
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "editor.limits.body_limit",  # before anything reads a body
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -90,8 +94,15 @@ if conf.BEHIND_PROXY.get():
     # TLS ends at the proxy: trust its word that the browser's request was https.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Browser defences on every response (docs/security.md, "Browser defences"). Django's
+# SecurityMiddleware sends nosniff, Referrer-Policy and COOP; django-csp the CSP; the
+# responses Django never sees (the live view's event stream) get the same from
+# editor/headers.py.
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+CONTENT_SECURITY_POLICY = {"DIRECTIVES": headers.CSP_DIRECTIVES}
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads it to send X-CSRFToken
 
@@ -107,6 +118,7 @@ LOGGING = {
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024  # the API accepts documents up to 16 MiB
+DATA_UPLOAD_MAX_NUMBER_FILES = 100  # files in one import (Django's default, said out loud)
 
 
 # Requests from loopback are the owner's (docs/security.md); "0" behind a local reverse proxy.

@@ -3,6 +3,7 @@ from django.urls import path
 from editor import api, exports, history_api, history_views, imports, sharing, views
 
 handler403 = "editor.sharing.forbidden"
+handler404 = "editor.api.not_found"
 
 urlpatterns = [
     path("", views.document_list, name="document_list"),

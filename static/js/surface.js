@@ -56,6 +56,13 @@ export function deltaToChanges(delta) {
 
 const noop = () => {};
 
+/** The page's CSP nonce (a <meta nonce>; the attribute reads empty once parsed, the
+ * property does not); "" when the page has none. */
+function cspNonce() {
+  const meta = document.querySelector('meta[name="csp-nonce"]');
+  return (meta && meta.nonce) || "";
+}
+
 export class TandemEditor extends HTMLElement {
   static observedAttributes = ["readonly"];
 
@@ -159,6 +166,9 @@ export class TandemEditor extends HTMLElement {
           },
         }),
       ),
+      // CodeMirror writes its own <style> element: the page's CSP allows it by the
+      // request's nonce (templates/editor/_importmap.html).
+      EditorView.cspNonce.of(cspNonce()),
       // The editor fills the element (the page's CSS gives the rest of the look).
       EditorView.theme({ "&": { flex: "1", minWidth: "0", minHeight: "0", height: "100%" } }),
       markdown(),
