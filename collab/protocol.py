@@ -79,6 +79,19 @@ def bad_request(message: str) -> ProtocolError:
     return ProtocolError("bad_request", message)
 
 
+# The base is a version the document has, but so far behind that rebuilding the text
+# there would cost more than one request may (collab/engine.py, MAX_REBUILD_UPDATES): the
+# client fetches the current text and version and rebases what it has not sent onto it.
+TOO_OLD = "too_old"
+
+
+def too_old(base: int, version: int) -> ProtocolError:
+    return ProtocolError(
+        TOO_OLD,
+        f"version {base} is too far behind {version} to rebase onto: resync from the current text",
+    )
+
+
 def _json(message: dict[str, Any]) -> str:
     return json.dumps(message, ensure_ascii=False)
 
