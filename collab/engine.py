@@ -290,6 +290,11 @@ class DocumentEngine:
             self._suffixes[version - 1] = suffix
         return suffix
 
+    def length_at(self, version: int) -> int | None:
+        """The length (UTF-16 units) of the text at a recent `version`, else None."""
+        text = self._texts.get(version)
+        return None if text is None else text.utf16_len
+
     def has_session(self, session: Hashable) -> bool:
         """Whether `session` has changed the document (and so has an undo history)."""
         return session in self._sessions
