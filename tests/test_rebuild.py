@@ -206,3 +206,36 @@ async def test_too_old_is_answered_and_the_client_resyncs_from_the_current_text(
     assert final.count("L") == 1 and len(final) == len(local) + len(text) - len(shadow)
     await late.close()
     await writer.close()
+
+
+@pytest.mark.asyncio
+async def test_a_request_waiting_for_its_rebuild_asks_again_if_the_room_stops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from collab.sequencer import RoomGone, Sequencer
+
+    monkeypatch.setattr(engine_module, "HISTORY_VERSIONS", 4)
+    engine = DocumentEngine(DocumentLog([]))
+    grow(engine, [(0, 0, "w")] * 20, 0)
+    gate = threading.Event()
+    real_run = RebuildJob.run
+
+    def held(job: RebuildJob) -> Any:
+        gate.wait(5)
+        return real_run(job)
+
+    monkeypatch.setattr(RebuildJob, "run", held)
+    sequencer = Sequencer(
+        "doc", engine, None, updates_since_snapshot=0, on_commit=lambda: None, on_failure=print
+    )
+    late = SyncRequest("editor-late", 1, 2, [{"insert": "x"}])
+    waiting = asyncio.get_running_loop().create_task(sequencer.submit("late", late, ""))
+    await asyncio.sleep(0.1)
+    assert sequencer.busy and not waiting.done()  # (a busy room is not unloaded)
+    before = (engine.version, engine.text)
+    sequencer.stop()
+    with pytest.raises(RoomGone):
+        await asyncio.wait_for(waiting, 5)
+    gate.set()
+    await asyncio.sleep(0.1)  # the rebuild ends: nothing is applied by a stopped room
+    assert (engine.version, engine.text) == before and not sequencer.busy
