@@ -95,6 +95,7 @@ class Sequencer:
         self._requests: list[_Request] = []
         self._replacements: list[_Replacement] = []
         self._rebuilding: set[_Request] = set()  # waiting for the rebuild thread
+        self._rebuild_tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._task = self._loop.create_task(self._run(), name=f"sequencer {doc_id}")
@@ -224,7 +225,9 @@ class Sequencer:
             settle(item.future, error=too_old(job.after, self.engine.version))
             return
         self._rebuilding.add(item)
-        self._loop.create_task(self._rebuilt(item, job), name=f"rebuild {self.doc_id}")
+        task = self._loop.create_task(self._rebuilt(item, job), name=f"rebuild {self.doc_id}")
+        self._rebuild_tasks.add(task)  # (the loop keeps only a weak reference)
+        task.add_done_callback(self._rebuild_tasks.discard)
 
     async def _rebuilt(self, item: _Request, job: RebuildJob) -> None:
         try:
