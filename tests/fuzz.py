@@ -246,6 +246,7 @@ class Report:
     legit_edits: int = 0
     list_frames: int = 0
     sse_requests: int = 0
+    gone_at_once: int = 0  # connections closed as soon as they opened
     versions: int = 0
     seconds: float = 0.0
 
@@ -254,6 +255,7 @@ class Report:
             f"{sum(self.frames.values())} hostile frames ({dict(self.frames)}), replies "
             f"{dict(self.replies)}; {self.legit_edits} legitimate edits; "
             f"{self.list_frames} list frames; {self.sse_requests} live-view requests; "
+            f"{self.gone_at_once} connections closed at once; "
             f"{self.versions} versions; {self.seconds:.1f} s"
         )
 
@@ -353,6 +355,7 @@ class Fuzz:
             me.text, me.version = await database_sync_to_async(store.read_document)(self.doc_id)
         await self.list_junk(draw, 1)
         await self.live_view(draw)
+        await self.gone_at_once()
 
     async def list_junk(self, draw: Draw[Any], frames: int) -> None:
         """The list socket ignores what it is sent (checked at the end: still told)."""
@@ -363,6 +366,20 @@ class Fuzz:
             else:
                 await self.listing.send_to(text_data=junk)
             self.report.list_frames += 1
+
+    async def gone_at_once(self) -> None:
+        """A page that closes as soon as its socket opened leaves no ghost in the
+        presence list (checked at the end: the roster is empty)."""
+        from channels.testing import WebsocketCommunicator
+
+        from editor.asgi import application
+
+        comm = WebsocketCommunicator(
+            application, f"/ws/d/{self.doc_id}/", headers=[(b"host", b"localhost")]
+        )
+        await comm.connect()
+        await comm.disconnect()
+        self.report.gone_at_once += 1
 
     async def live_view(self, draw: Draw[Any]) -> None:
         """The live view's one input, `Last-Event-ID`: any value gets the stream."""
@@ -429,6 +446,8 @@ class Fuzz:
         await self.listing.disconnect()
         for editor in (*self.legit, self.hostile):
             await editor.close()
+        if room is not None:  # everyone left: no ghosts
+            assert not room.roster.names(), room.roster.names()
         self.report.versions = version
         self.report.seconds = time.monotonic() - self.started
         return self.report
@@ -478,9 +497,14 @@ def run(frames: int, seed: int | None = None) -> Report:
         @settings(max_examples=1, database=None, phases=[Phase.generate])
         @given(data=st.data())
         def finish(data: st.DataObject) -> None:
-            loop.run_until_complete(fuzz.finish(data.draw))
+            try:
+                loop.run_until_complete(fuzz.finish(data.draw))
+            except Exception as error:  # raised below, not replayed (as for the steps)
+                failure.append(error)
 
         finish()
+        if failure:
+            raise failure[0]
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
