@@ -259,9 +259,12 @@ def test_a_frame_over_the_limit_is_refused_while_it_is_read(served: TandemServer
     http = HttpClient(served.url)
     doc_url = http.post("/d/new/", form={"title": "Big frame"}).url
     same_origin = Origin(served.url)
-    ws = connect(ws_url(doc_url), origin=same_origin, open_timeout=5)
-    ws.send("x" * (MAX_FRAME_BYTES + 1))
-    assert close_code_of(ws) in (1006, 1009)
+    with connect(ws_url(doc_url), origin=same_origin, open_timeout=5) as ws:
+        ws.send("x" * (MAX_FRAME_BYTES + 1))
+        with pytest.raises(ConnectionClosed):
+            while True:
+                ws.recv(timeout=5)
+    assert ws.close_code in (1006, 1009)
     with connect(ws_url(doc_url), origin=same_origin, open_timeout=5) as again:
         again.send('{"type": "nope"}')
         while str(frame := again.recv(timeout=5)).startswith("<"):
