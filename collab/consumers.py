@@ -30,6 +30,7 @@ from collab.protocol import (
     DocChanged,
     DocFragments,
     ErrorMessage,
+    FrameRefused,
     Hello,
     JoinCall,
     LeaveCall,
@@ -234,6 +235,8 @@ class DocumentConsumer(AsyncWebsocketConsumer):
         except ProtocolError as error:
             await self._send(ErrorMessage(error.code, error.message, error.rid).encode())
             return
+        except FrameRefused as refused:
+            await self._close(refused.code, refused.reason)
         if isinstance(message, Hello):
             self.name = message.name
             await self._join()

@@ -54,6 +54,7 @@ from collab.protocol import (
     ProtocolError,
     SyncRequest,
     bad_request,
+    too_old,
 )
 
 CAPTURE_TIMEOUT_MS = 500  # one editor's changes this close together undo as one
@@ -63,6 +64,13 @@ CAPTURE_TIMEOUT_MS = 500  # one editor's changes this close together undo as one
 # pycrdt's text events, which cost O(items before the change) each (0.45 ms at the end
 # of a 4 000-item text).
 HISTORY_VERSIONS = 512
+# A base older than the history is rebuilt by replaying the log from the newest
+# checkpoint at or before it (the snapshot the room was loaded from, or one of the last
+# CHECKPOINTS the sequencer wrote since) up to the version asked for. More updates than
+# this and the request is refused with `too_old` (the client resyncs from the current
+# text): what one request can cost stays bounded whatever the log's length.
+MAX_REBUILD_UPDATES = 4096
+CHECKPOINTS = 8
 
 
 # ---------------------------------------------------------------- pycrdt helpers
@@ -115,6 +123,43 @@ def _utf16_events(text: TrackedText, events: Sequence[Delta]) -> tuple[TrackedTe
     return text, result
 
 
+Rebuilt = tuple[TrackedText, Delta]  # the text at `after`, and the change to `upto`
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildJob:
+    """Rebuilding the text at `after` and the change from it to `upto`, from the log: plain
+    data (immutable bytes), so any thread may run it (it builds its own scratch Doc)."""
+
+    after: int
+    upto: int
+    prefix: tuple[bytes, ...]  # builds the document as of `after`
+    updates: tuple[bytes, ...]  # after < seq <= upto
+
+    def run(self) -> Rebuilt:
+        """Exact: the scratch Doc's text event for the updates since `after` is the change.
+        The updates are applied one by one inside one transaction (one event), not merged
+        first: merge_updates and a merged apply are each one long call into pycrdt that
+        holds the GIL (57 ms for 4,000 updates), many short calls let other threads run."""
+        scratch, ytext = new_doc(self.prefix)
+        before = TrackedText.of(str(ytext))
+        if not self.updates:
+            return before, []
+        with _capture(scratch, ytext) as (_, events), scratch.transaction():
+            for update in self.updates:
+                scratch.apply_update(update)
+        return before, _utf16_events(before, events)[1]
+
+
+class NeedsRebuild(Exception):
+    """`handle(..., offload=...)` needs `job` run first (in another thread); nothing was
+    changed. Hand the result back in `offload` and call `handle` again."""
+
+    def __init__(self, job: RebuildJob) -> None:
+        super().__init__(f"rebuild {job.after}..{job.upto}")
+        self.job = job
+
+
 @dataclass(slots=True)
 class _UndoClock:
     """The undo managers' clock (ms), with a skew added (see replace_text). Its own object:
@@ -158,7 +203,14 @@ class DocumentEngine:
     def __init__(self, log: DocumentLog, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._updates: list[StoredUpdate] = list(log.updates)
         self._first = self._check_log(log)  # the oldest version a client may sync from
-        self._snapshot = (log.snapshot_version, log.snapshot) if log.snapshot is not None else None
+        # (version, state) to rebuild old bases from: the snapshot loaded, then the newest
+        # CHECKPOINTS of those written since (remember_checkpoint), oldest first.
+        self._loaded: tuple[int, bytes] | None = (
+            (log.snapshot_version, log.snapshot) if log.snapshot is not None else None
+        )
+        self._checkpoints: list[tuple[int, bytes]] = []
+        # Rebuilds done elsewhere for the request being handled: after -> (upto, result).
+        self._offload: dict[tuple[int, int], Rebuilt] | None = None
         self._room = log.build()
         self._ytext = self._room.get(TEXT_KEY, type=Text)
         self._text = TrackedText.of(str(self._ytext))
@@ -251,6 +303,11 @@ class DocumentEngine:
             self._suffixes[version - 1] = suffix
         return suffix
 
+    def length_at(self, version: int) -> int | None:
+        """The length (UTF-16 units) of the text at a recent `version`, else None."""
+        text = self._texts.get(version)
+        return None if text is None else text.utf16_len
+
     def has_session(self, session: Hashable) -> bool:
         """Whether `session` has changed the document (and so has an undo history)."""
         return session in self._sessions
@@ -268,10 +325,28 @@ class DocumentEngine:
     # ------------------------------------------------------------ syncing
 
     def handle(
-        self, session: Hashable, request: SyncRequest, author: str = ""
+        self,
+        session: Hashable,
+        request: SyncRequest,
+        author: str = "",
+        offload: dict[tuple[int, int], Rebuilt] | None = None,
     ) -> tuple[Answer, StoredUpdate | None]:
         """Apply one sync request of `session` and answer it. Persist the returned update
-        (if any) before sending the answer. Raises ProtocolError, changing nothing."""
+        (if any) before sending the answer. Raises ProtocolError, changing nothing.
+
+        With `offload` (a dict, empty at first) a base older than the history is not
+        rebuilt here: NeedsRebuild is raised first, changing nothing; the caller runs its
+        job elsewhere, stores `offload[job.after, job.upto] = job.run()` and calls again
+        (the room does, so that rebuilds never run on the event loop)."""
+        self._offload = offload
+        try:
+            return self._handle(session, request, author)
+        finally:
+            self._offload = None
+
+    def _handle(
+        self, session: Hashable, request: SyncRequest, author: str
+    ) -> tuple[Answer, StoredUpdate | None]:
         if self._broken:
             raise RuntimeError("this engine failed during a change: reload it from the log")
         if not self._first <= request.base <= self.version:
@@ -473,17 +548,35 @@ class DocumentEngine:
         known = self._texts.get(version)
         return known if known is not None else self._rebuilt(version, version)[0]
 
-    def _rebuilt(self, after: int, upto: int) -> tuple[TrackedText, Delta]:
+    def _rebuilt(self, after: int, upto: int) -> Rebuilt:
         """The text at `after` and the change to `upto`, for versions older than the
-        history: a Doc built at `after` takes the updates up to `upto`, and its text events
-        are that change, exactly (O(document): an editor back from a long time offline)."""
-        scratch, ytext = new_doc(self._prefix(after))
-        before = TrackedText.of(str(ytext))
-        if upto == after:
-            return before, []
-        with _capture(scratch, ytext) as (_, events):
-            scratch.apply_update(_merged(self._data(after, upto)))
-        return before, _utf16_events(before, events)[1]
+        history: a Doc built at `after` takes the updates up to `upto`, and its text event
+        is that change, exactly (an editor back from a long time offline). Refused with
+        `too_old` beyond MAX_REBUILD_UPDATES; in offload mode, NeedsRebuild unless it was
+        done elsewhere (up to some version the recent history goes on from)."""
+        if self._offload is not None:
+            for (start, end), (text, change) in self._offload.items():
+                rest = self.changes(end, upto) if start == after and end <= upto else None
+                if rest is not None:
+                    return text, compose(change, rest) if rest else change
+        job = self.rebuild_job(after, upto)
+        if self._offload is not None:
+            raise NeedsRebuild(job)
+        return job.run()
+
+    def rebuild_job(self, after: int, upto: int) -> RebuildJob:
+        """The job that rebuilds (after, upto); ProtocolError `too_old` if it would replay
+        more than MAX_REBUILD_UPDATES updates."""
+        start, prefix = self._prefix(after)
+        if (after - start) + (upto - after) > MAX_REBUILD_UPDATES:
+            raise too_old(after, self.version)
+        return RebuildJob(after, upto, tuple(prefix), tuple(self._data(after, upto)))
+
+    def remember_checkpoint(self, version: int, state: bytes) -> None:
+        """The state at `version` (a snapshot just written): old bases near it are rebuilt
+        from here instead of from further back."""
+        if version > self._first and (not self._checkpoints or version > self._checkpoints[-1][0]):
+            self._checkpoints = [*self._checkpoints[-(CHECKPOINTS - 1) :], (version, state)]
 
     @staticmethod
     def _convert(text: TrackedText, request: SyncRequest) -> Converted:
@@ -506,9 +599,12 @@ class DocumentEngine:
         """The updates with after < seq <= upto."""
         return [u.data for u in self._updates[after - self._first : upto - self._first]]
 
-    def _prefix(self, base: int) -> list[bytes]:
-        """Updates that build the document as of `base`."""
-        if self._snapshot is not None and self._snapshot[0] <= base:
-            version, data = self._snapshot
-            return [data, *self._data(version, base)]
-        return self._data(self._first, base)
+    def _prefix(self, base: int) -> tuple[int, list[bytes]]:
+        """The version a rebuild of `base` starts from, and the updates that build the
+        document as of `base` from there."""
+        for version, data in reversed(
+            [*([self._loaded] if self._loaded else []), *self._checkpoints]
+        ):
+            if version <= base:
+                return version, [data, *self._data(version, base)]
+        return self._first, self._data(self._first, base)

@@ -24,10 +24,14 @@ from collab.delta import Delta, DeltaError, validate
 
 # ---------------------------------------------------------------- limits and close codes
 
-MAX_MESSAGE_CHARS = 4 * 1024 * 1024  # a frame from the browser
 # The browser splits what it sends into requests of at most this many bytes of JSON: under
 # 1 MiB, the frame limit of Daphne's default and of many proxies.
 MAX_REQUEST_BYTES = 900_000
+# The largest frame read from a browser. `serve` has Daphne (autobahn) refuse a bigger
+# WebSocket frame while reading it (close 1009, nothing buffered beyond this); the consumer
+# refuses a longer text before parsing it (close CLOSE_TOO_LARGE), which also covers a
+# message sent in several frames. A frame of N characters has at least N bytes.
+MAX_FRAME_BYTES = 1024 * 1024
 MAX_INSERT_BYTES = 4 * 1024 * 1024  # UTF-8 size inserted by one request
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # UTF-8 size of the whole text
 MAX_COUNTER = 2**53 - 1  # rid and base must stay exact in JavaScript
@@ -43,6 +47,7 @@ CLOSE_RETRY = 3012
 CLOSE_BAD_REQUEST = 4400
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_LARGE = 4413  # a frame over MAX_FRAME_BYTES (no browser page sends one)
 # More frames sent without waiting for answers than the one-in-flight rule allows
 # (collab/flow.py): final, a client that keeps the rule never sees it. A client that
 # stops reading is closed with CLOSE_RETRY instead: it reconnects and resyncs.
@@ -56,6 +61,8 @@ CLOSE_MESSAGES = {
     CLOSE_FORBIDDEN: "No access to this document: its links were reset, or this page came "
     "from elsewhere. Ask the person who shared it for a new link.",
     CLOSE_NOT_FOUND: "This document was deleted.",
+    CLOSE_TOO_LARGE: "The server refused a message that was too large. "
+    "Copy any unsaved text and reload.",
     CLOSE_TOO_MANY: "This page sent more than the server accepts at once. "
     "Copy any unsaved text and reload.",
 }
@@ -81,8 +88,30 @@ class ProtocolError(Exception):
         self.rid = rid  # the request's, when it had a readable one
 
 
+class FrameRefused(Exception):
+    """A frame after which the connection is closed with `code` (and `reason`)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
 def bad_request(message: str) -> ProtocolError:
     return ProtocolError("bad_request", message)
+
+
+# The base is a version the document has, but so far behind that rebuilding the text
+# there would cost more than one request may (collab/engine.py, MAX_REBUILD_UPDATES): the
+# client fetches the current text and version and rebases what it has not sent onto it.
+TOO_OLD = "too_old"
+
+
+def too_old(base: int, version: int) -> ProtocolError:
+    return ProtocolError(
+        TOO_OLD,
+        f"version {base} is too far behind {version} to rebase onto: resync from the current text",
+    )
 
 
 def _json(message: dict[str, Any]) -> str:
@@ -183,11 +212,12 @@ class SyncRequest:
 
 
 def parse_browser_frame(text: str | None) -> SyncRequest | Hello:
-    """One frame from the browser. Raises ProtocolError with the code to answer."""
+    """One frame from the browser. Raises ProtocolError with the code to answer, or
+    FrameRefused (too large: refused by its length alone, before any parsing)."""
     if text is None:
         raise bad_request("Frames must be text.")
-    if len(text) > MAX_MESSAGE_CHARS:
-        raise ProtocolError("too_large", "Message too large.")
+    if len(text) > MAX_FRAME_BYTES:
+        raise FrameRefused(CLOSE_TOO_LARGE, "frame too large")
     try:
         message = json.loads(text)
     except (ValueError, RecursionError):

@@ -132,10 +132,14 @@ class Room:
             self.roster.attach(call.member, request.cid)
             answer = await self.sequencer.submit(request.cid, request, call.author)
             self.roster.answered(call.member, answer.version)
-            if request.sel is not None:
+            length = self.engine.length_at(answer.version)
+            if request.sel is not None and length is not None:
                 # The selection is in the text the editor sent; the answer turns that
-                # text into the one at answer.version.
-                anchor, head = (transform_index(i, answer.delta, True) for i in request.sel)
+                # text into the one at answer.version. Clamped: a selection past the end
+                # of the text sent (no page sends one) must not reach other editors.
+                anchor, head = (
+                    min(transform_index(i, answer.delta, True), length) for i in request.sel
+                )
                 if self.roster.set_caret(call.member, Caret(answer.version, anchor, head)):
                     self.broadcaster.carets_moved()
             return Synced(answer.version, answer.encode())

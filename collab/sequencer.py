@@ -11,16 +11,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils import timezone
 
 from collab import storage_thread, store
 from collab.delta import compose
-from collab.engine import DocumentEngine
+from collab.engine import DocumentEngine, NeedsRebuild, RebuildJob, Rebuilt
 from collab.log import StoredUpdate
-from collab.protocol import Answer, ProtocolError, SyncRequest
+from collab.protocol import Answer, ProtocolError, SyncRequest, too_old
+
+# Rebuilding an old base (collab/engine.py) runs here, never on the event loop: one
+# thread for the whole process, so old bases from any number of editors take at most
+# one core's share while everyone else's requests go on.
+_REBUILDS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tandem-rebuild")
+# A request is rebuilt again if the document moved further than the history while it
+# was being rebuilt; after this many rounds it is refused (`too_old`).
+REBUILD_ROUNDS = 4  # a replay (a resent request) may need two rebuilds
 
 
 class RoomGone(Exception):
@@ -40,12 +49,15 @@ def settle(
         future.set_result(result)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Request:
     session: Hashable
     request: SyncRequest
     author: str
     future: asyncio.Future[Answer]
+    # Rebuilds of old bases done for it in the rebuild thread (engine.handle's offload).
+    rebuilt: dict[tuple[int, int], Rebuilt] = field(default_factory=dict)
+    rounds: int = 0
 
 
 @dataclass
@@ -82,13 +94,15 @@ class Sequencer:
         self._on_failure = on_failure
         self._requests: list[_Request] = []
         self._replacements: list[_Replacement] = []
+        self._rebuilding: set[_Request] = set()  # waiting for the rebuild thread
+        self._rebuild_tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._task = self._loop.create_task(self._run(), name=f"sequencer {doc_id}")
 
     @property
     def busy(self) -> bool:
-        return bool(self._requests or self._replacements)
+        return bool(self._requests or self._replacements or self._rebuilding)
 
     async def submit(self, session: Hashable, request: SyncRequest, author: str) -> Answer:
         """Apply a request in the next tick; the answer comes once it is durable."""
@@ -112,9 +126,10 @@ class Sequencer:
     def stop(self) -> None:
         """Take no more work; whoever waits asks again elsewhere."""
         self.stopped = True
-        for future in self._futures(self._requests, self._replacements):
+        waiting = [*self._requests, *self._rebuilding]
+        for future in self._futures(waiting, self._replacements):
             settle(future, error=RoomGone(self.doc_id))
-        self._requests, self._replacements = [], []
+        self._requests, self._replacements, self._rebuilding = [], [], set()
         self._wake.set()
 
     @staticmethod
@@ -150,8 +165,10 @@ class Sequencer:
             await self._apply(requests, replacements)
         finally:
             # Whatever went wrong, nobody waits for ever: an editor whose request was not
-            # answered asks again (requests are idempotent).
-            for future in self._futures(requests, replacements):
+            # answered asks again (requests are idempotent). One waiting for its rebuild
+            # is answered once that is done.
+            left = [item for item in requests if item not in self._rebuilding]
+            for future in self._futures(left, replacements):
                 settle(future, error=RoomGone(self.doc_id))
 
     async def _apply(self, requests: list[_Request], replacements: list[_Replacement]) -> None:
@@ -160,7 +177,12 @@ class Sequencer:
         updates: list[StoredUpdate] = []
         for item in requests:
             try:
-                answer, update = self.engine.handle(item.session, item.request, item.author)
+                answer, update = self.engine.handle(
+                    item.session, item.request, item.author, item.rebuilt
+                )
+            except NeedsRebuild as need:
+                self._rebuild(item, need.job)
+                continue
             except ProtocolError as error:
                 settle(item.future, error=error)
                 continue
@@ -186,6 +208,7 @@ class Sequencer:
             await storage_thread.append(self.doc_id, updates, snapshot, self.epoch)
             if snapshot is not None:
                 self._updates_since_snapshot = 0
+                self.engine.remember_checkpoint(updates[-1].seq, snapshot)
             self.last_change = timezone.now()
             self.durable_version = updates[-1].seq
         for answer_future, answer in answered:
@@ -194,6 +217,31 @@ class Sequencer:
             settle(version_future, version)
         if updates:
             self._on_commit()
+
+    def _rebuild(self, item: _Request, job: RebuildJob) -> None:
+        """Run `job` in the rebuild thread, then queue `item` again with its result."""
+        item.rounds += 1
+        if item.rounds > REBUILD_ROUNDS:
+            settle(item.future, error=too_old(job.after, self.engine.version))
+            return
+        self._rebuilding.add(item)
+        task = self._loop.create_task(self._rebuilt(item, job), name=f"rebuild {self.doc_id}")
+        self._rebuild_tasks.add(task)  # (the loop keeps only a weak reference)
+        task.add_done_callback(self._rebuild_tasks.discard)
+
+    async def _rebuilt(self, item: _Request, job: RebuildJob) -> None:
+        try:
+            result = await self._loop.run_in_executor(_REBUILDS, job.run)
+        except Exception as error:
+            settle(item.future, error=error)
+            return
+        finally:
+            self._rebuilding.discard(item)
+        if self.stopped or item.future.done():
+            return  # the room stopped meanwhile (its waiter was told to ask again)
+        item.rebuilt[job.after, job.upto] = result
+        self._requests.append(item)
+        self._wake.set()
 
     def _to_durable(self, answer: Answer) -> Answer:
         """An answer brought on to the durable version: the editors answered in one tick

@@ -722,6 +722,41 @@ def test_sync_ignores_answers_to_other_requests_and_handles_errors(unit_page: Pa
     assert r["unsent"] is True and r["text"] == "zyxhello" and r["quiet"] is True
 
 
+def test_sync_recovers_from_too_old_with_the_current_text(unit_page: Page) -> None:
+    """`too_old` (the server will not rebuild so old a base): the client fetches the
+    current text and version, moves what it has not sent past the difference, sends it
+    from there, and ends equal to the server."""
+    r = sync_scenario(
+        unit_page,
+        """
+        let fetches = 0;
+        const r2 = new S.SyncClient({
+          text: server.text, version: 5, cid: 'test-client-2',
+          send: (json) => sent.push(json),
+          fetchLatest: async () => { fetches += 1; return {text: server.text, version: server.version}; },
+        });
+        const answer2 = () => r2.receive(server.handle(sent[sent.length - 1]));
+        r2.open(); answer2();
+        server.remote([{insert: 'far '}]);  // the document moved on: 'far hello'
+        r2.edit(d.normalize([{retain: 5}, {insert: '!'}]));  // 'hello!', from version 5
+        const tooOld = last();
+        r2.receive({type: 'error', code: 'too_old', message: 'too far behind', rid: tooOld.rid});
+        r2.edit(d.normalize([{retain: 0}, {insert: '>'}]));  // typed while it fetches
+        const quiet = sent.length;
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        const resent = last();
+        answer2();
+        return {tooOld, quiet, count: sent.length, resent, fetches, failure: r2.failure,
+                text: r2.text, shadow: r2.shadow, server: server.text};
+        """,
+    )
+    assert r["tooOld"]["base"] == 5 and r["quiet"] == 2  # nothing more sent while fetching
+    assert r["fetches"] == 1 and r["failure"] is None
+    assert r["resent"]["base"] == 6  # from the fetched version
+    assert r["resent"]["ops"] == [{"insert": ">"}, {"retain": 9}, {"insert": "!"}]
+    assert r["text"] == r["shadow"] == r["server"] == ">far hello!"
+
+
 def test_sync_rejects_an_unusable_answer_without_corrupting_the_text(unit_page: Page) -> None:
     r = sync_scenario(
         unit_page,

@@ -8,6 +8,7 @@ browser's messages are JSON. Each class must come back equal to what was sent.
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Any
 
 import msgpack
@@ -99,19 +100,31 @@ def test_browser_frames_parse_or_say_what_is_wrong() -> None:
         (None, "bad_request"),
         ("not json", "bad_request"),
         ('{"type": "nope"}', "bad_request"),
-        ("x" * (P.MAX_MESSAGE_CHARS + 1), "too_large"),
     ]:
         with pytest.raises(P.ProtocolError) as caught:
             P.parse_browser_frame(frame)
         assert caught.value.code == code
+    with pytest.raises(P.FrameRefused) as refused:
+        P.parse_browser_frame("x" * (P.MAX_FRAME_BYTES + 1))
+    assert refused.value.code == P.CLOSE_TOO_LARGE
     with pytest.raises(P.ProtocolError) as caught:
         P.parse_browser_frame('{"type": "sync", "cid": "bad", "rid": 4, "base": 0}')
     assert caught.value.rid == 4  # the error names the request it refuses
 
 
-def test_a_huge_display_name_costs_what_a_short_one_does() -> None:
+def test_a_huge_display_name_costs_what_a_short_one_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    looked_at = 0
+    category = unicodedata.category
+
+    def counting(c: str) -> str:
+        nonlocal looked_at
+        looked_at += 1
+        return category(c)
+
+    monkeypatch.setattr(P.unicodedata, "category", counting)
     name = P.clean_name("hello " * 1_000_000)
     assert len(name) <= P.NAME_MAX and name.startswith("hello hello")
+    assert looked_at <= P.NAME_MAX * 8  # a bounded prefix, not the 6 MB
     assert P.clean_name("\u0000\u200b\n") == P.DEFAULT_NAME  # control and format characters go
 
 
@@ -119,5 +132,5 @@ def test_the_page_gets_close_codes_and_limits_from_here() -> None:
     constants = P.browser_constants()
     assert constants["closeRetry"] == P.CLOSE_RETRY
     assert 3000 <= P.CLOSE_RETRY < 4000  # Daphne can send it; htmx would not retry it
-    assert set(constants["closeMessages"]) == {"4400", "4403", "4404", "4429"}
+    assert set(constants["closeMessages"]) == {"4400", "4403", "4404", "4413", "4429"}
     assert json.loads(json.dumps(constants)) == constants

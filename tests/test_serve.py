@@ -248,3 +248,25 @@ def test_a_browser_that_went_silent_is_disconnected_within_30_seconds(
             while raw.recv(65536):
                 assert time.monotonic() - started < 35, "still connected"
         assert time.monotonic() - started < 30
+
+
+def test_a_frame_over_the_limit_is_refused_while_it_is_read(served: TandemServer) -> None:
+    """Daphne (autobahn) refuses a frame over MAX_FRAME_BYTES before buffering it whole
+    (it fails the connection with 1009, which a client still sending sees as 1006); the
+    consumer's own check (4413) never sees the frame. The server goes on serving."""
+    from collab.protocol import MAX_FRAME_BYTES
+
+    http = HttpClient(served.url)
+    doc_url = http.post("/d/new/", form={"title": "Big frame"}).url
+    same_origin = Origin(served.url)
+    with connect(ws_url(doc_url), origin=same_origin, open_timeout=5) as ws:
+        ws.send("x" * (MAX_FRAME_BYTES + 1))
+        with pytest.raises(ConnectionClosed):
+            while True:
+                ws.recv(timeout=5)
+    assert ws.close_code in (1006, 1009)
+    with connect(ws_url(doc_url), origin=same_origin, open_timeout=5) as again:
+        again.send('{"type": "nope"}')
+        while str(frame := again.recv(timeout=5)).startswith("<"):
+            pass  # the preview and presence come first
+        assert '"bad_request"' in str(frame)

@@ -49,6 +49,13 @@ function start() {
       queueMicrotask(placeCarets);
     },
     getSelection: () => editor.selection(),
+    fetchLatest: async () => {
+      const url = `/api/documents/${encodeURIComponent(collab.dataset.document)}/`;
+      const response = await fetch(url, { credentials: "same-origin" });
+      if (!response.ok) throw new Error(`The server answered ${response.status}.`);
+      const doc = await response.json();
+      return { text: doc.text, version: doc.version };
+    },
   });
 
   const editor = surface.bindSync({

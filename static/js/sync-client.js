@@ -15,7 +15,16 @@
 // server's news for an idle editor) only when nothing is in flight and it starts at our
 // version, so the shadow is always a version of the document the server has.
 
-import { apply, compose, transform, transformIndex, isNoop, jsonSize, splitDelta } from "./delta.js";
+import {
+  anchoredDiff,
+  apply,
+  compose,
+  transform,
+  transformIndex,
+  isNoop,
+  jsonSize,
+  splitDelta,
+} from "./delta.js";
 
 /** A page-load id for `cid`: 32 hex digits (crypto.randomUUID needs a secure origin). */
 export function randomId() {
@@ -40,6 +49,8 @@ export class SyncClient {
    * @param {number} [o.maxBytes]  largest request to send (Daphne's limit is 1 MiB)
    * @param {number} [o.idleMs]    sync this often when nothing else happens
    * @param {() => number} [o.now]
+   * @param {() => Promise<{text: string, version: number}>} [o.fetchLatest]  the current
+   *        text and version (over HTTP), for a base the server answers `too_old` to
    */
   constructor(o) {
     this.shadow = o.text;
@@ -59,6 +70,8 @@ export class SyncClient {
     this.onChange = o.onChange || (() => {});
     this.getSelection = o.getSelection || (() => [0, 0]);
     this.now = o.now || (() => Date.now());
+    this.fetchLatest = o.fetchLatest || null;
+    this.resyncing = false; // fetching the current text after `too_old`: send nothing
   }
 
   /** A local edit: delta applies to the current local text. */
@@ -223,10 +236,34 @@ export class SyncClient {
     if (msg.code === "too_large" && this.maxBytes > 16_000) {
       this.maxBytes = Math.floor(this.maxBytes / 2);
       this.flush();
+    } else if (msg.code === "too_old" && this.fetchLatest && !this.resyncing) {
+      // Our base is too far behind for the server to rebase onto: start again from the
+      // current text, with everything not acknowledged moved onto it.
+      this.resyncing = true;
+      this.fetchLatest().then(
+        ({ text, version }) => this.resync(text, version),
+        () => {
+          this.resyncing = false;
+          this.fail(msg.code, msg.message || "The page fell too far behind.");
+        },
+      );
     } else {
       this.fail(msg.code || "error", msg.message || "The server refused an edit.");
     }
     this.onChange();
+  }
+
+  /** The document is `text` at `version` (fetched after `too_old`; nothing is in flight):
+   * it becomes the shadow, and everything not sent yet moves past the difference from
+   * the old shadow (a diff, not the exact history: an edit inside text that others
+   * repeated may land beside it, but nothing typed is lost). */
+  resync(text, version) {
+    this.resyncing = false;
+    if (this.inFlight || version <= this.version) {
+      this.flush();
+      return;
+    }
+    this.advance(text, version, anchoredDiff(this.shadow, text, 0, 0));
   }
 
   /** Stop syncing for good; the text stays in the page (and beforeunload warns). */
@@ -241,7 +278,7 @@ export class SyncClient {
    * something to send (or `force`, for a catch-up sync with no ops).
    */
   flush(force = false) {
-    if (!this.connected || this.inFlight || this.failure) return;
+    if (!this.connected || this.inFlight || this.failure || this.resyncing) return;
     const seg = this.segments[0];
     if (!force && !seg.action && isNoop(seg.ops)) return;
     let ops = seg.ops;

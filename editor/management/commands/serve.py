@@ -18,6 +18,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection
 
+from collab.protocol import MAX_FRAME_BYTES
 from editor import conf, credentials, network
 
 
@@ -161,11 +162,12 @@ class Command(BaseCommand):
             signal_handlers=True,
             verbosity=0,
             websocket_handshake_timeout=10,
-            # Daphne's 1 MiB default applies to what the server sends as well: an answer
-            # or preview of a large document would kill the connection. The client keeps
-            # its own requests under 1 MiB; documents are capped at 16 MiB.
+            # Daphne's 1 MiB default message limit applies to what the server sends as
+            # well: an answer or preview of a large document would kill the connection
+            # (documents are capped at 16 MiB). The frame limit applies only to what is
+            # received: a frame over MAX_FRAME_BYTES is refused while it is read (1009).
             websocket_max_message_size=WEBSOCKET_MAX_BYTES,
-            websocket_max_frame_size=WEBSOCKET_MAX_BYTES,
+            websocket_max_frame_size=MAX_FRAME_BYTES,
             websocket_timeout=-1,  # editors stay connected for as long as they like
             # A browser that went away without closing (a sleeping laptop, a pulled cable)
             # answers no ping: its socket closes, and it leaves the roster, within
