@@ -1,0 +1,499 @@
+"""Kill trials: editors burst edits, the process that runs the document is killed with
+SIGKILL at a random moment and restarted; every acknowledged edit must be there exactly
+once, and nothing twice.
+
+A trial: every editor (tests/sim_client.SimClient, the reference client, on a real
+WebSocket) types unique markers ("<e2.137>") as fast as the lockstep protocol lets it;
+at a random moment the process that holds the document's room gets SIGKILL. Once its
+editors have seen their sockets close, the acknowledged markers are counted; the process
+is restarted (same port, same data); before any of them reconnects, the text the server
+has stored must hold each acknowledged marker exactly once and no marker twice. Then the
+editors reconnect, resend what was in flight exactly as it was (same rid, base and ops)
+and the next trial's burst starts at once, so kills also land while resends are being
+answered and while the room is loading. At the end: every marker ever typed is in the
+text exactly once, every editor holds that text, and the stored log (its rows, read
+straight from the database) is gapless, holds each request once, and replays to it.
+
+    .venv/bin/python -m e2e.kill_trials --trials 500             # one process, SQLite
+    .venv/bin/python -m e2e.kill_trials --trials 20 --cluster    # two, PostgreSQL + Redis
+
+The test suite runs the same trials (e2e/test_durability.py), fewer of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import re
+import secrets
+import shutil
+import sqlite3
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import websockets
+from pycrdt import Doc, Text
+from websockets.asyncio.client import ClientConnection, connect
+
+from collab.protocol import Answer
+from e2e.client import HttpClient
+from e2e.server import TandemServer
+from tests.sim_client import Push, SimClient
+
+MARKER = re.compile(r"<e\d+\.\d+>")
+BURST_SECONDS = 0.35  # the longest a burst runs before its kill
+TYPE_PAUSE = 0.004  # at most this long between an editor's keystrokes
+MAX_KEYS_PER_BURST = 400  # per editor: a bound on every burst
+SETTLE_SECONDS = 30.0  # for editors to reconnect, resend and agree at the end
+OWNER_SECONDS = 15.0  # for a survivor to take the document over after a kill
+CLOSE_SECONDS = 5.0  # for editors to see their sockets close after a kill
+
+Row = tuple[int, bytes, str, int | None, int, int]  # seq, data, client_key, rid, ins, del
+
+
+# --------------------------------------------------------------------------- editors
+class Editor:
+    """One editor page: the reference client's state machine on a WebSocket that it
+    reconnects (while `may_connect` is set), resending its request in flight as it was."""
+
+    def __init__(self, number: int, url: Callable[[], str], text: str, version: int) -> None:
+        self.number = number
+        self.url = url
+        self.sim = SimClient(cid=f"kill-{number}-{secrets.token_hex(6)}", shadow=text, version=version)
+        self.typed: list[str] = []
+        self.acked: set[str] = set()
+        self._pending: list[str] = []  # markers typed since the last request
+        self._inflight: list[str] = []  # markers of the request in flight
+        self._keys = 0
+        self.ws: ClientConnection | None = None
+        self.may_connect = asyncio.Event()
+        self.errors: list[str] = []
+        self.resends = 0
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def online(self) -> bool:
+        return self.ws is not None
+
+    def start(self) -> None:
+        self.may_connect.set()
+        self._task = asyncio.get_running_loop().create_task(self._connection())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws.close(), 2)
+
+    async def type_marker(self) -> None:
+        marker = f"<e{self.number}.{self._keys}>"
+        self._keys += 1
+        end = len(self.sim.text)
+        self.sim.edit(([{"retain": end}] if end else []) + [{"insert": marker}])
+        self.typed.append(marker)
+        self._pending.append(marker)
+        await self.flush()
+
+    async def flush(self, force: bool = False) -> None:
+        """Send what was typed (or, with `force`, an empty sync) if nothing is in flight."""
+        if self.ws is None or self.sim.inflight is not None:
+            return
+        if not self._pending and not force:
+            return
+        request = self.sim.request()
+        assert request is not None
+        self._inflight, self._pending = self._pending, []
+        await self._send(request.encode())
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        # A socket that just died: the request stays in flight and is resent on reconnect.
+        with contextlib.suppress(websockets.ConnectionClosed, OSError):
+            await ws.send(json.dumps(message))
+
+    async def _connection(self) -> None:
+        while True:
+            await self.may_connect.wait()
+            try:
+                ws = await connect(
+                    self.url(), origin=_origin(self.url()), open_timeout=2, ping_interval=None
+                )
+            except (OSError, TimeoutError, websockets.InvalidHandshake):
+                await asyncio.sleep(0.05)
+                continue
+            self.ws = ws
+            try:
+                if self.sim.inflight is not None:
+                    self.resends += 1
+                    await self._send(self.sim.inflight.encode())  # exactly as it was
+                else:
+                    await self.flush()
+                async for frame in ws:
+                    if isinstance(frame, str) and frame.startswith("{"):
+                        await self._receive(json.loads(frame))
+            except (websockets.ConnectionClosed, OSError):
+                pass
+            finally:
+                self.ws = None
+
+    async def _receive(self, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        inflight = self.sim.inflight
+        if kind == "ack":
+            if inflight is None or msg["rid"] != inflight.rid:
+                return
+            self.sim.receive(Answer(msg["rid"], msg["version"], msg["delta"]))
+            self.acked.update(self._inflight)
+            self._inflight = []
+            await self.flush()
+        elif kind == "push":
+            self.sim.receive_push(Push(msg["base"], msg["version"], msg["delta"]))
+        elif kind == "poke":
+            await self.flush(force=True)
+        elif kind == "error":
+            self.errors.append(json.dumps(msg))
+
+    @property
+    def idle(self) -> bool:
+        return self.sim.inflight is None and not self._pending
+
+
+def _origin(ws_url: str) -> str:
+    return "http://" + ws_url.split("://", 1)[1].split("/", 1)[0]
+
+
+# --------------------------------------------------------------------------- targets
+class Target(Protocol):
+    """The server processes under test and where their document's log is stored."""
+
+    servers: Sequence[TandemServer]
+
+    def owner(self, doc_id: str) -> int | None:
+        """The index of the process that holds the document's lease (None: no process
+        of ours, e.g. one that was killed)."""
+        ...
+
+    def log_rows(self, doc_id: str) -> list[Row]: ...
+
+
+_ROWS = (
+    "SELECT seq, data, client_key, request_id, inserted, deleted "
+    "FROM collab_documentupdate WHERE document_id = {} ORDER BY seq"
+)
+
+
+@dataclass
+class OneProcess:
+    """One `serve` process on SQLite in its data folder (the default deployment)."""
+
+    server: TandemServer
+
+    @property
+    def servers(self) -> Sequence[TandemServer]:
+        return [self.server]
+
+    def owner(self, doc_id: str) -> int | None:
+        return 0
+
+    def log_rows(self, doc_id: str) -> list[Row]:
+        path = self.server.data_dir / "tandem.sqlite3"
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return [
+                (s, bytes(d), c, r, i, x) for s, d, c, r, i, x in db.execute(_ROWS.format("?"), [doc_id])
+            ]
+
+
+@dataclass
+class Processes:
+    """Several processes on one PostgreSQL and one Redis (e2e/cluster.py)."""
+
+    servers: Sequence[TandemServer]
+    database_url: str
+
+    def owner(self, doc_id: str) -> int | None:
+        import psycopg
+
+        with psycopg.connect(self.database_url) as db:
+            row = db.execute(
+                "SELECT owner FROM collab_documentlease WHERE document_id = %s", [doc_id]
+            ).fetchone()
+        pid = int(row[0].split(":")[1]) if row else -1
+        for index, server in enumerate(self.servers):
+            if server.proc is not None and server.proc.pid == pid:
+                return index
+        return None
+
+    def log_rows(self, doc_id: str) -> list[Row]:
+        import psycopg
+
+        with psycopg.connect(self.database_url) as db:
+            rows = db.execute(_ROWS.format("%s"), [doc_id]).fetchall()
+        return [(s, bytes(d), c, r, i, x) for s, d, c, r, i, x in rows]
+
+
+# --------------------------------------------------------------------------- trials
+@dataclass
+class Figures:
+    trials: int = 0
+    editors: int = 0
+    typed: int = 0  # markers typed, all trials
+    acked: int = 0  # of them acknowledged by the end
+    checked_after_kills: int = 0  # acknowledged markers checked right after a restart
+    inflight_at_kills: int = 0  # requests in flight when a process died (resent after)
+    lost: int = 0
+    doubled: int = 0
+    versions: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{self.trials} kill trials, {self.editors} editors, {self.typed} edits typed, "
+            f"{self.acked} acknowledged ({self.checked_after_kills} checked right after a "
+            f"restart, {self.inflight_at_kills} requests in flight at a kill); "
+            f"{self.lost} lost, {self.doubled} doubled; log of {self.versions} versions; "
+            f"{self.seconds:.1f} s"
+        )
+
+
+def _api_state(url: str, doc_id: str) -> tuple[str, int]:
+    body = HttpClient(url).get(f"/api/documents/{doc_id}/").json()
+    return body["text"], body["version"]
+
+
+def _count(text: str) -> Counter[str]:
+    return Counter(MARKER.findall(text))
+
+
+async def _until(check: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        await asyncio.sleep(0.01)
+    return check()
+
+
+async def _burst(editors: Sequence[Editor], seconds: float, rng: random.Random) -> None:
+    async def typist(editor: Editor) -> None:
+        end = time.monotonic() + seconds
+        for _ in range(MAX_KEYS_PER_BURST):
+            if time.monotonic() >= end:
+                return
+            await editor.type_marker()
+            await asyncio.sleep(rng.uniform(0, TYPE_PAUSE))
+
+    await asyncio.gather(*(typist(e) for e in editors))
+
+
+async def run_trials(
+    target: Target, trials: int, editors: int = 4, seed: int | None = None
+) -> Figures:
+    """Run `trials` kill trials on one new document; the figures, with any problem found."""
+    seed = random.randrange(2**32) if seed is None else seed
+    rng = random.Random(seed)
+    figures = Figures(editors=editors)
+    started = time.monotonic()
+    servers = target.servers
+    first = servers[0].url
+    doc_id = HttpClient(first).post("/api/documents/", json_body={"title": "Kill trials"}).json()["id"]
+    text, version = _api_state(first, doc_id)
+    homes = [i % len(servers) for i in range(editors)]
+
+    def ws_url(home: int) -> Callable[[], str]:
+        return lambda: f"ws://127.0.0.1:{servers[home].port}/ws/d/{doc_id}/"
+
+    team = [Editor(i, ws_url(homes[i]), text, version) for i in range(editors)]
+    for editor in team:
+        editor.start()
+    try:
+        if not await _until(lambda: all(e.online for e in team), 20):
+            raise AssertionError("the editors could not connect")
+        checked: set[str] = set()  # acknowledged markers checked after a restart so far
+        for trial in range(trials):
+            label = f"trial {trial} (seed {seed})"
+            await _trial(target, doc_id, team, homes, rng, figures, checked, label)
+            figures.trials += 1
+        await _settle(target, doc_id, team, figures, seed)
+    finally:
+        for editor in team:
+            await editor.stop()
+    figures.seconds = time.monotonic() - started
+    return figures
+
+
+async def _trial(
+    target: Target,
+    doc_id: str,
+    team: list[Editor],
+    homes: list[int],
+    rng: random.Random,
+    figures: Figures,
+    checked: set[str],
+    label: str,
+) -> None:
+    kill_after = rng.uniform(0.0, BURST_SECONDS)
+    # Typing goes on a little past the kill: edits made offline are sent after.
+    typing = asyncio.create_task(_burst(team, kill_after + rng.uniform(0, 0.05), rng))
+    await asyncio.sleep(kill_after)
+    victim = await _owner(target, doc_id, label)
+    cut_off = [e for e, home in zip(team, homes, strict=True) if home == victim]
+    for editor in cut_off:
+        editor.may_connect.clear()  # none of them may reach the restarted process yet
+    target.servers[victim].kill()
+    await typing
+    if not await _until(lambda: not any(e.online for e in cut_off), CLOSE_SECONDS):
+        raise AssertionError(f"{label}: a socket to the killed process stayed open")
+    figures.inflight_at_kills += sum(e.sim.inflight is not None for e in cut_off)
+    # Everything acknowledged so far (answers the dead process sent before it died
+    # included: they were read before the sockets closed).
+    acked: set[str] = set().union(*(e.acked for e in team))
+    await asyncio.to_thread(target.servers[victim].start)
+    stored, _ = await asyncio.to_thread(_api_state, target.servers[victim].url, doc_id)
+    counts = _count(stored)
+    lost = sorted(m for m in acked if counts[m] == 0)
+    doubled = sorted(m for m, n in counts.items() if n > 1)
+    figures.checked_after_kills += len(acked - checked)
+    checked |= acked
+    figures.lost += len(lost)
+    figures.doubled += len(doubled)
+    if lost or doubled:
+        figures.problems.append(f"{label}: lost {lost[:10]}, doubled {doubled[:10]}")
+    for editor in cut_off:
+        editor.may_connect.set()
+
+
+async def _owner(target: Target, doc_id: str, label: str) -> int:
+    """The running process that holds the document's lease (after a kill, the lease
+    names the dead process until a survivor takes the document over)."""
+    deadline = time.monotonic() + OWNER_SECONDS
+    while True:
+        owner = await asyncio.to_thread(target.owner, doc_id)
+        if owner is not None and target.servers[owner].running:
+            return owner
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{label}: no running process took the document over")
+        await asyncio.sleep(0.02)
+
+
+async def _settle(
+    target: Target, doc_id: str, team: list[Editor], figures: Figures, seed: int
+) -> None:
+    """Let every editor reconnect, resend and catch up; then check the text and the log."""
+    url = next(s.url for s in target.servers if s.running)
+    deadline = time.monotonic() + SETTLE_SECONDS
+    stored, version = "", -1
+    while time.monotonic() < deadline:
+        for editor in team:
+            if editor.online and editor.idle and editor.sim.version != version:
+                await editor.flush(force=True)  # the idle sync that catches up
+        await asyncio.sleep(0.1)
+        stored, version = await asyncio.to_thread(_api_state, url, doc_id)
+        if all(e.idle and e.sim.version == version and e.sim.text == stored for e in team):
+            break
+    else:
+        figures.problems.append(
+            f"seed {seed}: the editors did not settle on the stored text "
+            f"(versions {[e.sim.version for e in team]} vs {version}, "
+            f"idle {[e.idle for e in team]})"
+        )
+    counts = _count(stored)
+    typed = [m for e in team for m in e.typed]
+    figures.typed = len(typed)
+    figures.acked = sum(len(e.acked) for e in team)
+    figures.versions = version
+    missing = sorted(m for m in typed if counts[m] == 0)
+    doubled = sorted(m for m, n in counts.items() if n > 1)
+    unknown = sorted(set(counts) - set(typed))
+    figures.lost += len([m for m in missing if any(m in e.acked for e in team)])
+    figures.doubled += len(doubled)
+    if missing or doubled or unknown:
+        figures.problems.append(
+            f"seed {seed}, at the end: missing {missing[:10]} ({len(missing)}), "
+            f"doubled {doubled[:10]}, unknown {unknown[:10]}"
+        )
+    errors = [m for e in team for m in e.errors]
+    if errors:
+        figures.problems.append(f"seed {seed}: the server answered errors: {errors[:5]}")
+    rows = await asyncio.to_thread(target.log_rows, doc_id)
+    figures.problems.extend(check_log(rows, stored))
+
+
+def check_log(rows: list[Row], text: str) -> list[str]:
+    """The stored log of a text made only of inserts: versions 1..n without a gap, each
+    request stored once, and its updates replay to `text`."""
+    problems: list[str] = []
+    seqs = [row[0] for row in rows]
+    if seqs != list(range(1, len(rows) + 1)):
+        problems.append(f"the log's versions have gaps or repeats: {seqs[:20]}...")
+    requests = Counter((c, r) for _, _, c, r, _, _ in rows if c)
+    twice = [key for key, n in requests.items() if n > 1]
+    if twice:
+        problems.append(f"requests stored twice in the log: {twice[:10]}")
+    doc = Doc()
+    for row in rows:
+        doc.apply_update(row[1])
+    replayed = str(doc.get("text", type=Text))
+    if replayed != text:
+        problems.append(f"the log replays to {len(replayed)} characters, not the {len(text)} stored")
+    if sum(r[4] for r in rows) != len(text) or any(r[5] for r in rows):
+        problems.append("the log's insert/delete counts do not add up to the text")
+    if len(_count(replayed)) != len(MARKER.findall(replayed)):
+        problems.append("the log replays to a text with a marker twice")
+    return problems
+
+
+# --------------------------------------------------------------------------- command
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--editors", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--cluster", action="store_true", help="two processes on PostgreSQL and Redis"
+    )
+    args = parser.parse_args(argv)
+    if args.cluster:
+        figures = _run_cluster(args)
+    else:
+        server = TandemServer().start()
+        try:
+            figures = asyncio.run(run_trials(OneProcess(server), args.trials, args.editors, args.seed))
+        finally:
+            server.kill()
+            shutil.rmtree(server.data_dir, ignore_errors=True)
+    print(figures.summary())
+    for problem in figures.problems:
+        print("PROBLEM:", problem, file=sys.stderr)
+    return 1 if figures.problems else 0
+
+
+def _run_cluster(args: argparse.Namespace) -> Figures:
+    from e2e.cluster import Cluster
+    from tests.services import PostgresServer, RedisServer
+
+    redis, postgres = RedisServer().start(), PostgresServer().start()
+    cluster = Cluster(redis.url, postgres.create_database(), lease_seconds=1.0)
+    try:
+        cluster.start()
+        target = Processes(cluster.servers, cluster.database_url)
+        return asyncio.run(run_trials(target, args.trials, args.editors, args.seed))
+    finally:
+        cluster.stop()
+        redis.close()
+        postgres.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
