@@ -41,6 +41,7 @@ from typing import Any, Protocol
 import websockets
 from pycrdt import Doc, Text
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Origin
 
 from collab.protocol import Answer
 from e2e.client import HttpClient
@@ -48,7 +49,7 @@ from e2e.server import TandemServer
 from tests.sim_client import Push, SimClient
 
 MARKER = re.compile(r"<e\d+\.\d+>")
-BURST_SECONDS = 0.35  # the longest a burst runs before its kill
+BURST_SECONDS = 0.25  # the longest a burst runs before its kill
 TYPE_PAUSE = 0.004  # at most this long between an editor's keystrokes
 MAX_KEYS_PER_BURST = 400  # per editor: a bound on every burst
 SETTLE_SECONDS = 30.0  # for editors to reconnect, resend and agree at the end
@@ -66,7 +67,9 @@ class Editor:
     def __init__(self, number: int, url: Callable[[], str], text: str, version: int) -> None:
         self.number = number
         self.url = url
-        self.sim = SimClient(cid=f"kill-{number}-{secrets.token_hex(6)}", shadow=text, version=version)
+        self.sim = SimClient(
+            cid=f"kill-{number}-{secrets.token_hex(6)}", shadow=text, version=version
+        )
         self.typed: list[str] = []
         self.acked: set[str] = set()
         self._pending: list[str] = []  # markers typed since the last request
@@ -76,6 +79,7 @@ class Editor:
         self.may_connect = asyncio.Event()
         self.errors: list[str] = []
         self.resends = 0
+        self.close_codes: list[int | None] = []  # of every socket that closed, in order
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -127,7 +131,10 @@ class Editor:
             await self.may_connect.wait()
             try:
                 ws = await connect(
-                    self.url(), origin=_origin(self.url()), open_timeout=2, ping_interval=None
+                    self.url(),
+                    origin=Origin(_origin(self.url())),
+                    open_timeout=2,
+                    ping_interval=None,
                 )
             except (OSError, TimeoutError, websockets.InvalidHandshake):
                 await asyncio.sleep(0.05)
@@ -146,6 +153,7 @@ class Editor:
                 pass
             finally:
                 self.ws = None
+                self.close_codes.append(ws.close_code)
 
     async def _receive(self, msg: dict[str, Any]) -> None:
         kind = msg.get("type")
@@ -177,7 +185,8 @@ def _origin(ws_url: str) -> str:
 class Target(Protocol):
     """The server processes under test and where their document's log is stored."""
 
-    servers: Sequence[TandemServer]
+    @property
+    def servers(self) -> Sequence[TandemServer]: ...
 
     def owner(self, doc_id: str) -> int | None:
         """The index of the process that holds the document's lease (None: no process
@@ -210,7 +219,8 @@ class OneProcess:
         path = self.server.data_dir / "tandem.sqlite3"
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
             return [
-                (s, bytes(d), c, r, i, x) for s, d, c, r, i, x in db.execute(_ROWS.format("?"), [doc_id])
+                (s, bytes(d), c, r, i, x)
+                for s, d, c, r, i, x in db.execute(_ROWS.format("?"), [doc_id])
             ]
 
 
@@ -276,7 +286,7 @@ def _count(text: str) -> Counter[str]:
     return Counter(MARKER.findall(text))
 
 
-async def _until(check: Callable[[], bool], seconds: float) -> bool:
+async def until(check: Callable[[], bool], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if check():
@@ -285,16 +295,102 @@ async def _until(check: Callable[[], bool], seconds: float) -> bool:
     return check()
 
 
-async def _burst(editors: Sequence[Editor], seconds: float, rng: random.Random) -> None:
-    async def typist(editor: Editor) -> None:
-        end = time.monotonic() + seconds
-        for _ in range(MAX_KEYS_PER_BURST):
-            if time.monotonic() >= end:
-                return
-            await editor.type_marker()
-            await asyncio.sleep(rng.uniform(0, TYPE_PAUSE))
+class Team:
+    """Editors on one new document, each connected to one of the target's processes."""
 
-    await asyncio.gather(*(typist(e) for e in editors))
+    def __init__(self, target: Target, editors: int = 4) -> None:
+        self.target = target
+        servers = target.servers
+        first = servers[0].url
+        made = HttpClient(first).post("/api/documents/", json_body={"title": "Durability"})
+        self.doc_id: str = made.json()["id"]
+        text, version = _api_state(first, self.doc_id)
+        self.version = version  # the stored version, as of the last settle()
+        self.homes = [i % len(servers) for i in range(editors)]
+        self.editors = [
+            Editor(i, self._ws_url(home), text, version) for i, home in enumerate(self.homes)
+        ]
+
+    def _ws_url(self, home: int) -> Callable[[], str]:
+        return lambda: f"ws://127.0.0.1:{self.target.servers[home].port}/ws/d/{self.doc_id}/"
+
+    async def open(self) -> None:
+        for editor in self.editors:
+            editor.start()
+        if not await until(lambda: all(e.online for e in self.editors), 20):
+            raise AssertionError("the editors could not connect")
+
+    async def close(self) -> None:
+        for editor in self.editors:
+            await editor.stop()
+
+    def on(self, process: int) -> list[Editor]:
+        return [e for e, home in zip(self.editors, self.homes, strict=True) if home == process]
+
+    def acked(self) -> set[str]:
+        return set().union(*(e.acked for e in self.editors))
+
+    def typed(self) -> list[str]:
+        return [m for e in self.editors for m in e.typed]
+
+    async def burst(self, seconds: float, rng: random.Random) -> None:
+        """Every editor types markers for `seconds` (keys at random short intervals)."""
+
+        async def typist(editor: Editor) -> None:
+            end = time.monotonic() + seconds
+            for _ in range(MAX_KEYS_PER_BURST):
+                if time.monotonic() >= end:
+                    return
+                await editor.type_marker()
+                await asyncio.sleep(rng.uniform(0, TYPE_PAUSE))
+
+        await asyncio.gather(*(typist(e) for e in self.editors))
+
+    def stored(self) -> tuple[str, int]:
+        """The text and version the server stored (read through a running process)."""
+        url = next(s.url for s in self.target.servers if s.running)
+        return _api_state(url, self.doc_id)
+
+    async def settle(self, seconds: float = SETTLE_SECONDS) -> list[str]:
+        """Let every editor reconnect, resend and catch up; then check the text and the
+        log: the problems found (none: every marker typed is stored exactly once, every
+        editor holds the stored text, the log is whole)."""
+        problems: list[str] = []
+        deadline = time.monotonic() + seconds
+        stored, version = "", -1
+        while time.monotonic() < deadline:
+            for editor in self.editors:
+                if editor.online and editor.idle and editor.sim.version != version:
+                    await editor.flush(force=True)  # the idle sync that catches up
+            await asyncio.sleep(0.1)
+            stored, version = await asyncio.to_thread(self.stored)
+            if all(
+                e.idle and e.sim.version == version and e.sim.text == stored for e in self.editors
+            ):
+                break
+        else:
+            problems.append(
+                f"the editors did not settle on the stored text (versions "
+                f"{[e.sim.version for e in self.editors]} vs {version}, "
+                f"idle {[e.idle for e in self.editors]})"
+            )
+        counts = _count(stored)
+        typed = self.typed()
+        missing = sorted(m for m in typed if counts[m] == 0)
+        doubled = sorted(m for m, n in counts.items() if n > 1)
+        unknown = sorted(set(counts) - set(typed))
+        if missing or doubled or unknown:
+            problems.append(
+                f"at the end: missing {missing[:10]} ({len(missing)}), "
+                f"doubled {doubled[:10]}, unknown {unknown[:10]}"
+            )
+        errors = [m for e in self.editors for m in e.errors]
+        if errors:
+            problems.append(f"the server answered errors: {errors[:5]}")
+        rows = await asyncio.to_thread(self.target.log_rows, self.doc_id)
+        problems.extend(check_log(rows, stored))
+        self.version = version
+        return problems
 
 
 async def run_trials(
@@ -305,62 +401,49 @@ async def run_trials(
     rng = random.Random(seed)
     figures = Figures(editors=editors)
     started = time.monotonic()
-    servers = target.servers
-    first = servers[0].url
-    doc_id = HttpClient(first).post("/api/documents/", json_body={"title": "Kill trials"}).json()["id"]
-    text, version = _api_state(first, doc_id)
-    homes = [i % len(servers) for i in range(editors)]
-
-    def ws_url(home: int) -> Callable[[], str]:
-        return lambda: f"ws://127.0.0.1:{servers[home].port}/ws/d/{doc_id}/"
-
-    team = [Editor(i, ws_url(homes[i]), text, version) for i in range(editors)]
-    for editor in team:
-        editor.start()
+    team = await asyncio.to_thread(Team, target, editors)
     try:
-        if not await _until(lambda: all(e.online for e in team), 20):
-            raise AssertionError("the editors could not connect")
+        await team.open()
         checked: set[str] = set()  # acknowledged markers checked after a restart so far
         for trial in range(trials):
-            label = f"trial {trial} (seed {seed})"
-            await _trial(target, doc_id, team, homes, rng, figures, checked, label)
+            await _trial(team, rng, figures, checked, f"trial {trial} (seed {seed})")
             figures.trials += 1
-        await _settle(target, doc_id, team, figures, seed)
+        problems = await team.settle()
     finally:
-        for editor in team:
-            await editor.stop()
+        await team.close()
+    figures.problems.extend(f"seed {seed}: {problem}" for problem in problems)
+    counts = _count((await asyncio.to_thread(team.stored))[0])
+    figures.typed = len(team.typed())
+    figures.acked = len(team.acked())
+    figures.versions = team.version
+    figures.lost += sum(counts[m] == 0 for m in team.acked())
+    figures.doubled += sum(n > 1 for n in counts.values())
     figures.seconds = time.monotonic() - started
     return figures
 
 
 async def _trial(
-    target: Target,
-    doc_id: str,
-    team: list[Editor],
-    homes: list[int],
-    rng: random.Random,
-    figures: Figures,
-    checked: set[str],
-    label: str,
+    team: Team, rng: random.Random, figures: Figures, checked: set[str], label: str
 ) -> None:
+    target = team.target
     kill_after = rng.uniform(0.0, BURST_SECONDS)
     # Typing goes on a little past the kill: edits made offline are sent after.
-    typing = asyncio.create_task(_burst(team, kill_after + rng.uniform(0, 0.05), rng))
+    typing = asyncio.create_task(team.burst(kill_after + rng.uniform(0, 0.05), rng))
     await asyncio.sleep(kill_after)
-    victim = await _owner(target, doc_id, label)
-    cut_off = [e for e, home in zip(team, homes, strict=True) if home == victim]
+    victim = await _owner(target, team.doc_id, label)
+    cut_off = team.on(victim)
     for editor in cut_off:
         editor.may_connect.clear()  # none of them may reach the restarted process yet
     target.servers[victim].kill()
     await typing
-    if not await _until(lambda: not any(e.online for e in cut_off), CLOSE_SECONDS):
+    if not await until(lambda: not any(e.online for e in cut_off), CLOSE_SECONDS):
         raise AssertionError(f"{label}: a socket to the killed process stayed open")
     figures.inflight_at_kills += sum(e.sim.inflight is not None for e in cut_off)
     # Everything acknowledged so far (answers the dead process sent before it died
     # included: they were read before the sockets closed).
-    acked: set[str] = set().union(*(e.acked for e in team))
+    acked = team.acked()
     await asyncio.to_thread(target.servers[victim].start)
-    stored, _ = await asyncio.to_thread(_api_state, target.servers[victim].url, doc_id)
+    stored, _ = await asyncio.to_thread(_api_state, target.servers[victim].url, team.doc_id)
     counts = _count(stored)
     lost = sorted(m for m in acked if counts[m] == 0)
     doubled = sorted(m for m, n in counts.items() if n > 1)
@@ -387,49 +470,6 @@ async def _owner(target: Target, doc_id: str, label: str) -> int:
         await asyncio.sleep(0.02)
 
 
-async def _settle(
-    target: Target, doc_id: str, team: list[Editor], figures: Figures, seed: int
-) -> None:
-    """Let every editor reconnect, resend and catch up; then check the text and the log."""
-    url = next(s.url for s in target.servers if s.running)
-    deadline = time.monotonic() + SETTLE_SECONDS
-    stored, version = "", -1
-    while time.monotonic() < deadline:
-        for editor in team:
-            if editor.online and editor.idle and editor.sim.version != version:
-                await editor.flush(force=True)  # the idle sync that catches up
-        await asyncio.sleep(0.1)
-        stored, version = await asyncio.to_thread(_api_state, url, doc_id)
-        if all(e.idle and e.sim.version == version and e.sim.text == stored for e in team):
-            break
-    else:
-        figures.problems.append(
-            f"seed {seed}: the editors did not settle on the stored text "
-            f"(versions {[e.sim.version for e in team]} vs {version}, "
-            f"idle {[e.idle for e in team]})"
-        )
-    counts = _count(stored)
-    typed = [m for e in team for m in e.typed]
-    figures.typed = len(typed)
-    figures.acked = sum(len(e.acked) for e in team)
-    figures.versions = version
-    missing = sorted(m for m in typed if counts[m] == 0)
-    doubled = sorted(m for m, n in counts.items() if n > 1)
-    unknown = sorted(set(counts) - set(typed))
-    figures.lost += len([m for m in missing if any(m in e.acked for e in team)])
-    figures.doubled += len(doubled)
-    if missing or doubled or unknown:
-        figures.problems.append(
-            f"seed {seed}, at the end: missing {missing[:10]} ({len(missing)}), "
-            f"doubled {doubled[:10]}, unknown {unknown[:10]}"
-        )
-    errors = [m for e in team for m in e.errors]
-    if errors:
-        figures.problems.append(f"seed {seed}: the server answered errors: {errors[:5]}")
-    rows = await asyncio.to_thread(target.log_rows, doc_id)
-    figures.problems.extend(check_log(rows, stored))
-
-
 def check_log(rows: list[Row], text: str) -> list[str]:
     """The stored log of a text made only of inserts: versions 1..n without a gap, each
     request stored once, and its updates replay to `text`."""
@@ -441,12 +481,14 @@ def check_log(rows: list[Row], text: str) -> list[str]:
     twice = [key for key, n in requests.items() if n > 1]
     if twice:
         problems.append(f"requests stored twice in the log: {twice[:10]}")
-    doc = Doc()
+    doc: Doc = Doc()
     for row in rows:
         doc.apply_update(row[1])
     replayed = str(doc.get("text", type=Text))
     if replayed != text:
-        problems.append(f"the log replays to {len(replayed)} characters, not the {len(text)} stored")
+        problems.append(
+            f"the log replays to {len(replayed)} characters, not the {len(text)} stored"
+        )
     if sum(r[4] for r in rows) != len(text) or any(r[5] for r in rows):
         problems.append("the log's insert/delete counts do not add up to the text")
     if len(_count(replayed)) != len(MARKER.findall(replayed)):
@@ -469,7 +511,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         server = TandemServer().start()
         try:
-            figures = asyncio.run(run_trials(OneProcess(server), args.trials, args.editors, args.seed))
+            figures = asyncio.run(
+                run_trials(OneProcess(server), args.trials, args.editors, args.seed)
+            )
         finally:
             server.kill()
             shutil.rmtree(server.data_dir, ignore_errors=True)
