@@ -31,8 +31,9 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import DatabaseError
 
-from collab import ownership, store
+from collab import ownership, storage_errors, store
 from collab.engine import DocumentEngine
 from collab.ownership import Holder, Lease
 from collab.preview import PreviewState
@@ -106,7 +107,15 @@ class Host:
         if timeout is None:
             timeout = CALL_TIMEOUT
         for attempt in range(MAX_TRIES):
-            target = await self._locate(doc_id) if load else await self._find(doc_id)
+            try:
+                target = await self._locate(doc_id) if load else await self._find(doc_id)
+            except DatabaseError as error:
+                # Storage is failing (a full disk, a database that went away): nobody can
+                # claim or load the document now. Ask again after a pause; in the end the
+                # caller hears RoomUnavailable (an editor reconnects and resends).
+                storage_errors.report(log, f"document {doc_id}", "cannot open it", error)
+                await asyncio.sleep(RETRY_PAUSE * attempt)
+                continue
             if target is None:
                 return NotHere()
             if isinstance(target, Room):
@@ -289,6 +298,9 @@ class Host:
             await asyncio.sleep(lease_seconds() / 3)
             try:
                 held = await in_store_thread(ownership.renew, self.owner, lease_seconds())
+            except DatabaseError as error:
+                storage_errors.report(log, "leases", "cannot renew them (retrying)", error)
+                continue
             except Exception:
                 log.exception("renewing leases failed; retrying")
                 continue

@@ -15,7 +15,6 @@ import random
 import sqlite3
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -109,7 +108,9 @@ async def _database_error(server: TandemServer) -> None:
         await asyncio.sleep(0.5)
         assert team.acked() == before, "acknowledged while no write could succeed"
         assert len(team.typed()) > len(before)
-        assert InjectedFault.MESSAGE in server.output()
+        log = server.output()
+        assert f"document {team.doc_id}: could not save: a database error" in log, log[-3000:]
+        assert InjectedFault.MESSAGE in log and "Traceback" not in log, log[-3000:]
         await asyncio.to_thread(fault.off)
         assert await team.settle() == [], server.output()[-3000:]
         # A long fault: once the fresh rooms failed too, the editor is told to reconnect
@@ -197,8 +198,11 @@ async def _full_disk(server: TandemServer, filler: Path) -> None:
         await team.burst(0.3, rng)
         told = await until(lambda: any(CLOSE_RETRY in e.close_codes for e in team.editors), 30)
         assert told, server.output()[-3000:]
+        # The log says what is wrong, plainly, once in a while (not a traceback per
+        # request and retry).
         log = server.output()
-        assert "disk is full" in log, log[-3000:]
+        assert f"document {team.doc_id}: " in log and ": the disk is full (" in log, log[-3000:]
+        assert "Traceback" not in log, log[-3000:]
         filler.unlink()  # space comes back
         assert await team.settle() == [], server.output()[-3000:]
         database = server.data_dir / "tandem.sqlite3"
