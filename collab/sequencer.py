@@ -82,13 +82,16 @@ class Sequencer:
         self._on_failure = on_failure
         self._requests: list[_Request] = []
         self._replacements: list[_Replacement] = []
+        self._ticking = False
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._task = self._loop.create_task(self._run(), name=f"sequencer {doc_id}")
 
     @property
     def busy(self) -> bool:
-        return bool(self._requests or self._replacements)
+        """Work queued or a tick under way (its save may be pending even though
+        whoever asked has gone): a room unloads only once this is false."""
+        return self._ticking or bool(self._requests or self._replacements)
 
     async def submit(self, session: Hashable, request: SyncRequest, author: str) -> Answer:
         """Apply a request in the next tick; the answer comes once it is durable."""
@@ -134,6 +137,7 @@ class Sequencer:
             self._wake.clear()
             if self.stopped:
                 return
+            self._ticking = True
             try:
                 await self._tick()
             except Exception as error:
@@ -142,6 +146,8 @@ class Sequencer:
                 self.stop()
                 self._on_failure(error)
                 return
+            finally:
+                self._ticking = False
 
     async def _tick(self) -> None:
         requests, self._requests = self._requests, []
