@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import shutil
 import sqlite3
 import subprocess
 import tempfile
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from e2e.client import HttpClient
 from e2e.cluster import Cluster
 from e2e.kill_trials import OneProcess, Processes, Team, run_trials, until
 from e2e.server import TandemServer
@@ -172,19 +174,25 @@ def _fill(path: Path) -> int:
     return written
 
 
-def test_a_full_disk_is_reported_and_nothing_is_lost(small_disk: Path) -> None:
+@pytest.fixture
+def server_on_small_disk(small_disk: Path) -> Iterator[TandemServer]:
+    """A server (not started) whose data folder is `small_disk`. Its output goes
+    elsewhere: on a full or read-only disk, the log could not be written either."""
     server = TandemServer(data_dir=small_disk)
-    # Its output goes elsewhere: on the full disk, the log could not grow either.
     logs = Path(tempfile.mkdtemp(prefix="tandem-disk-log-"))
     server.log_path = logs / "server.log"
-    server.start()
     try:
-        asyncio.run(_full_disk(server, small_disk / "filler"))
+        yield server
     finally:
         server.kill()
-        with contextlib.suppress(OSError):
-            server.log_path.unlink()
-            logs.rmdir()
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+def test_a_full_disk_is_reported_and_nothing_is_lost(
+    server_on_small_disk: TandemServer, small_disk: Path
+) -> None:
+    server = server_on_small_disk.start()
+    asyncio.run(_full_disk(server, small_disk / "filler"))
 
 
 async def _full_disk(server: TandemServer, filler: Path) -> None:
@@ -210,3 +218,31 @@ async def _full_disk(server: TandemServer, filler: Path) -> None:
             assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     finally:
         await team.close()
+
+
+def _remount(folder: Path, mode: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(folder)], check=True)
+
+
+def test_a_read_only_data_folder_stops_serve_plainly_and_nothing_is_lost(
+    server_on_small_disk: TandemServer, small_disk: Path
+) -> None:
+    """Linux refuses to make a filesystem read-only while a file on it is open for
+    writing (the database is), so a running server never sees its folder turn read-only
+    this way; a server started on a read-only folder must say so and stop."""
+    server = server_on_small_disk.start()
+    http = HttpClient(server.url)
+    doc = http.post("/api/documents/", json_body={"title": "Kept", "text": "still here"}).json()
+    server.stop()
+    _remount(small_disk, "ro")
+    try:
+        with pytest.raises(RuntimeError) as refused:
+            server.start(timeout=20)
+        said = str(refused.value)
+        assert f"Tandem cannot write to {small_disk}: Read-only file system" in said, said
+        assert "Traceback" not in said, said
+    finally:
+        _remount(small_disk, "rw")
+    server.start()
+    kept = HttpClient(server.url).get(f"/api/documents/{doc['id']}/").json()
+    assert kept["text"] == "still here"
