@@ -73,7 +73,12 @@ def lease_seconds() -> float:
 
 
 class RoomUnavailable(Exception):
-    """No room could answer (storage failing, or no process could take the document)."""
+    """No room could answer (storage failing, or no process could take the document).
+    `problem`: what storage said, plainly ("the disk is full"), if that was the cause."""
+
+    def __init__(self, doc_id: str, problem: str = "") -> None:
+        super().__init__(doc_id, problem)
+        self.problem = problem
 
 
 class Host:
@@ -106,6 +111,7 @@ class Host:
         reply is then NotHere (a goodbye to a room that is gone needs no room)."""
         if timeout is None:
             timeout = CALL_TIMEOUT
+        problem = ""  # what storage said, if that is why no room answered
         for attempt in range(MAX_TRIES):
             try:
                 target = await self._locate(doc_id) if load else await self._find(doc_id)
@@ -114,6 +120,7 @@ class Host:
                 # claim or load the document now. Ask again after a pause; in the end the
                 # caller hears RoomUnavailable (an editor reconnects and resends).
                 storage_errors.report(log, f"document {doc_id}", "cannot open it", error)
+                problem = storage_errors.describe(error)
                 await asyncio.sleep(RETRY_PAUSE * attempt)
                 continue
             if target is None:
@@ -121,15 +128,17 @@ class Host:
             if isinstance(target, Room):
                 try:
                     return await target.call(call)
-                except RoomGone:
-                    pass  # it stopped under us: the next try loads it afresh
+                except RoomGone as gone:
+                    # It stopped under us: the next try loads it afresh.
+                    if isinstance(gone.__cause__, DatabaseError):
+                        problem = storage_errors.describe(gone.__cause__)
             else:
                 reply = await self._remote_call(target, doc_id, call, timeout)
                 if reply is not None and not isinstance(reply, NotHere):
                     return reply
                 self._holders.pop(doc_id, None)
             await asyncio.sleep(RETRY_PAUSE * attempt)
-        raise RoomUnavailable(doc_id)
+        raise RoomUnavailable(doc_id, problem)
 
     def local_room(self, doc_id: str) -> Room | None:
         room = self._rooms.get(doc_id)

@@ -154,6 +154,13 @@ class Sequencer:
         replacements, self._replacements = self._replacements, []
         try:
             await self._apply(requests, replacements)
+        except BaseException as error:
+            # Whoever waits learns why (a storage failure is said to the editor).
+            gone = RoomGone(self.doc_id)
+            gone.__cause__ = error
+            for future in self._futures(requests, replacements):
+                settle(future, error=gone)
+            raise
         finally:
             # Whatever went wrong, nobody waits for ever: an editor whose request was not
             # answered asks again (requests are idempotent).

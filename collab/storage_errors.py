@@ -81,3 +81,11 @@ def report(log: logging.Logger, subject: str, action: str, error: BaseException)
         str(error).strip() or "no message",
         more,
     )
+
+
+def editor_notice(meaning: str) -> str:
+    """What an editor's page says while its edits cannot be saved."""
+    return (
+        f"Not saved yet: the server cannot save right now ({meaning}). Your edits are kept "
+        "in this page and sent again until they are saved."
+    )

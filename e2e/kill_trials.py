@@ -78,6 +78,7 @@ class Editor:
         self.ws: ClientConnection | None = None
         self.may_connect = asyncio.Event()
         self.errors: list[str] = []
+        self.notices: list[str] = []  # what the server said it could not do (not saving)
         self.resends = 0
         self.close_codes: list[int | None] = []  # of every socket that closed, in order
         self._task: asyncio.Task[None] | None = None
@@ -171,6 +172,8 @@ class Editor:
             await self.flush(force=True)
         elif kind == "error":
             self.errors.append(json.dumps(msg))
+        elif kind == "notice":
+            self.notices.append(msg["message"])
 
     @property
     def idle(self) -> bool:

@@ -20,9 +20,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page, expect
 
 from e2e.client import HttpClient
 from e2e.cluster import Cluster
+from e2e.conftest import create_document
+from e2e.editor_page import caret_to_end, open_editor
 from e2e.kill_trials import OneProcess, Processes, Team, run_trials, until
 from e2e.server import TandemServer
 
@@ -122,6 +125,8 @@ async def _database_error(server: TandemServer) -> None:
         await team.burst(0.2, rng)
         told = await until(lambda: any(CLOSE_RETRY in e.close_codes for e in team.editors), 30)
         assert told, [e.close_codes for e in team.editors]
+        notices = {n for e in team.editors for n in e.notices}
+        assert any("cannot save right now (a database error)" in n for n in notices), notices
         assert team.acked() == before
         await asyncio.to_thread(fault.off)
         assert await team.settle() == [], server.output()[-3000:]
@@ -129,6 +134,29 @@ async def _database_error(server: TandemServer) -> None:
         with contextlib.suppress(Exception):
             await asyncio.to_thread(fault.off)
         await team.close()
+
+
+def test_the_page_says_when_the_server_cannot_save(
+    make_server: Callable[[], TandemServer], new_page: Callable[..., Page]
+) -> None:
+    """The editor is told in words (the status line), not only by reconnecting; the
+    words go once its edits are saved."""
+    server = make_server()
+    doc = create_document(server, "Not saved", "")
+    page = open_editor(new_page, doc.url, "Ada")
+    fault = InjectedFault(server.data_dir / "tandem.sqlite3")
+    status = page.locator("#status")
+    fault.on()
+    try:
+        caret_to_end(page)
+        page.keyboard.type("kept ")
+        expect(status).to_contain_text("Not saved yet", timeout=20_000)
+        expect(status).to_contain_text("cannot save right now (a database error)")
+    finally:
+        fault.off()
+    expect(status).not_to_contain_text("Not saved", timeout=20_000)
+    expect(status).to_have_attribute("data-synced", "true")
+    assert HttpClient(server.url).get(f"/api/documents/{doc.id}/").json()["text"] == "kept "
 
 
 # -- a full disk --------------------------------------------------------------------------
@@ -206,6 +234,8 @@ async def _full_disk(server: TandemServer, filler: Path) -> None:
         await team.burst(0.3, rng)
         told = await until(lambda: any(CLOSE_RETRY in e.close_codes for e in team.editors), 30)
         assert told, server.output()[-3000:]
+        notices = {n for e in team.editors for n in e.notices}
+        assert any("cannot save right now (the disk is full)" in n for n in notices), notices
         # The log says what is wrong, plainly, once in a while (not a traceback per
         # request and retry).
         log = server.output()
