@@ -30,6 +30,7 @@ import random
 import re
 import secrets
 import shutil
+import signal
 import sqlite3
 import sys
 import time
@@ -509,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
         "--cluster", action="store_true", help="two processes on PostgreSQL and Redis"
     )
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl+C, so the servers started here are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.cluster:
         figures = _run_cluster(args)
     else:

@@ -61,6 +61,35 @@ def test_kill_trials_on_two_processes(make_cluster: Callable[..., Cluster]) -> N
     assert figures.trials == CLUSTER_KILL_TRIALS and figures.inflight_at_kills > 0
 
 
+def test_a_restarted_process_opens_its_documents_at_once(
+    make_server: Callable[[], TandemServer],
+) -> None:
+    """kill -9 gives no lease back; the only process (in-memory channel layer) expires
+    the dead one's leases at start instead of making editors wait them out."""
+    server = make_server()
+    server.stop()
+    server.extra_env = {"TANDEM_LEASE_SECONDS": "60"}
+    server.start()
+    asyncio.run(_restart_opens_at_once(server))
+
+
+async def _restart_opens_at_once(server: TandemServer) -> None:
+    rng = random.Random()
+    team = await asyncio.to_thread(Team, OneProcess(server), 1)
+    await team.open()
+    try:
+        await team.burst(0.1, rng)
+        assert await team.settle() == []
+        server.kill()
+        await asyncio.to_thread(server.start)
+        before = len(team.acked())
+        await team.burst(0.1, rng)
+        assert await until(lambda: len(team.acked()) > before, 10), "the document did not open"
+        assert await team.settle() == []
+    finally:
+        await team.close()
+
+
 # -- a database that refuses writes -------------------------------------------------------
 class InjectedFault:
     """While on, every insert into the update log fails inside the server's own SQLite

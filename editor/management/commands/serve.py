@@ -105,6 +105,19 @@ def check_writable(folder: Path) -> None:
         ) from None
 
 
+def reclaim_leases() -> None:
+    """On the in-memory channel layer this is the only process (no other could reach it),
+    so every lease in the database is one a dead process left (kill -9 gives none back):
+    expire them, or a restart after a crash would keep editors waiting out the dead
+    process's lease (TANDEM_LEASE_SECONDS) before the document opens again."""
+    from collab import ownership
+    from collab.layers import InMemoryChannelLayer
+
+    backend = settings.CHANNEL_LAYERS["default"]["BACKEND"]
+    if backend == f"{InMemoryChannelLayer.__module__}.{InMemoryChannelLayer.__name__}":
+        ownership.expire_all()
+
+
 def migrate() -> None:
     with migration_lock():
         call_command("migrate", interactive=False, verbosity=0)
@@ -171,6 +184,7 @@ class Command(BaseCommand):
         for folder in writable_folders():
             check_writable(folder)
         migrate()
+        reclaim_leases()
         collect_static_if_changed()
         if not _is_loopback(host) and not conf.ALLOWED_HOSTS.is_set():
             # Shared on the network: people reach it by whatever name or address the
