@@ -8,9 +8,10 @@ at a random moment the process that holds the document's room gets SIGKILL. Once
 editors have seen their sockets close, the acknowledged markers are counted; the process
 is restarted (same port, same data); before any of them reconnects, the text the server
 has stored must hold each acknowledged marker exactly once and no marker twice. Then the
-editors reconnect, resend what was in flight exactly as it was (same rid, base and ops)
-and the next trial's burst starts at once, so kills also land while resends are being
-answered and while the room is loading. At the end: every marker ever typed is in the
+editors reconnect and resend what was in flight exactly as it was (same rid, base and
+ops). In most trials the next burst starts once every editor has been answered again; in
+a quarter it starts at once, so kills also land while the room loads and resends are
+answered. At the end: every marker ever typed is in the
 text exactly once, every editor holds that text, and the stored log (its rows, read
 straight from the database) is gapless, holds each request once, and replays to it.
 
@@ -54,6 +55,8 @@ BURST_SECONDS = 0.25  # the longest a burst runs before its kill
 TYPE_PAUSE = 0.004  # at most this long between an editor's keystrokes
 MAX_KEYS_PER_BURST = 400  # per editor: a bound on every burst
 SETTLE_SECONDS = 30.0  # for editors to reconnect, resend and agree at the end
+AT_ONCE_SHARE = 0.25  # trials whose burst starts right after the restart, not once ready
+READY_SECONDS = 20.0  # for editors to be answered again after a restart
 OWNER_SECONDS = 15.0  # for a survivor to take the document over after a kill
 CLOSE_SECONDS = 5.0  # for editors to see their sockets close after a kill
 
@@ -264,7 +267,8 @@ class Figures:
     typed: int = 0  # markers typed, all trials
     acked: int = 0  # of them acknowledged by the end
     checked_after_kills: int = 0  # acknowledged markers checked right after a restart
-    inflight_at_kills: int = 0  # requests in flight when a process died (resent after)
+    inflight_at_kills: int = 0  # requests in flight when a process died
+    resent: int = 0  # requests resent after a reconnect (same rid, base and ops)
     lost: int = 0
     doubled: int = 0
     versions: int = 0
@@ -275,7 +279,8 @@ class Figures:
         return (
             f"{self.trials} kill trials, {self.editors} editors, {self.typed} edits typed, "
             f"{self.acked} acknowledged ({self.checked_after_kills} checked right after a "
-            f"restart, {self.inflight_at_kills} requests in flight at a kill); "
+            f"restart, {self.inflight_at_kills} requests in flight at a kill, "
+            f"{self.resent} resent); "
             f"{self.lost} lost, {self.doubled} doubled; log of {self.versions} versions; "
             f"{self.seconds:.1f} s"
         )
@@ -420,6 +425,7 @@ async def run_trials(
     figures.typed = len(team.typed())
     figures.acked = len(team.acked())
     figures.versions = team.version
+    figures.resent = sum(e.resends for e in team.editors)
     figures.lost += sum(counts[m] == 0 for m in team.acked())
     figures.doubled += sum(n > 1 for n in counts.values())
     figures.seconds = time.monotonic() - started
@@ -430,6 +436,12 @@ async def _trial(
     team: Team, rng: random.Random, figures: Figures, checked: set[str], label: str
 ) -> None:
     target = team.target
+    if rng.random() >= AT_ONCE_SHARE:
+        # Most kills land while the room is loaded and answering: wait until every
+        # editor is back and its resend answered. The others land while it loads.
+        ready = await until(lambda: all(e.online and e.idle for e in team.editors), READY_SECONDS)
+        if not ready:
+            figures.problems.append(f"{label}: the editors were not answered after a restart")
     kill_after = rng.uniform(0.0, BURST_SECONDS)
     # Typing goes on a little past the kill: edits made offline are sent after.
     typing = asyncio.create_task(team.burst(kill_after + rng.uniform(0, 0.05), rng))
