@@ -195,14 +195,18 @@ def small_disk() -> Iterator[Path]:
     ignores file modes, so chmod could not stand in for it). Mounting needs root (or
     CAP_SYS_ADMIN): where it is refused, the test says so and is skipped."""
     path = Path(tempfile.mkdtemp(prefix="tandem-disk-"))
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", str(path)],
+            capture_output=True,
+            text=True,
+        )
+        refused = mounted.stderr.strip() if mounted.returncode != 0 else ""
+    except OSError as error:  # no mount command at all
+        refused = str(error)
+    if refused:
         path.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+        pytest.skip(f"cannot mount a tmpfs here: {refused}")
     try:
         yield path
     finally:
