@@ -450,11 +450,12 @@ async def _trial(
     cut_off = team.on(victim)
     for editor in cut_off:
         editor.may_connect.clear()  # none of them may reach the restarted process yet
+    connected = [e for e in cut_off if e.online]  # (the others' requests were counted)
     target.servers[victim].kill()
     await typing
     if not await until(lambda: not any(e.online for e in cut_off), CLOSE_SECONDS):
         raise AssertionError(f"{label}: a socket to the killed process stayed open")
-    figures.inflight_at_kills += sum(e.sim.inflight is not None for e in cut_off)
+    figures.inflight_at_kills += sum(e.sim.inflight is not None for e in connected)
     # Everything acknowledged so far (answers the dead process sent before it died
     # included: they were read before the sockets closed).
     acked = team.acked()
