@@ -16,8 +16,10 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -32,6 +34,14 @@ from e2e.server import TandemServer
 KILL_TRIALS = 50
 CLUSTER_KILL_TRIALS = 6
 CLOSE_RETRY = 3012
+T = TypeVar("T")
+
+
+def run_async(work: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` in a thread of its own: Playwright's sync API keeps an event loop
+    running in the test thread once any browser test has run (e2e pitfalls)."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, work).result()
 
 
 def _assert_clean(figures_problems: list[str], summary: str) -> None:
@@ -41,7 +51,7 @@ def _assert_clean(figures_problems: list[str], summary: str) -> None:
 def test_kill_trials_on_one_process(make_server: Callable[[], TandemServer]) -> None:
     """50 trials: SIGKILL at a random moment of a burst of 4 editors, restart, check."""
     server = make_server()
-    figures = asyncio.run(run_trials(OneProcess(server), KILL_TRIALS, editors=4))
+    figures = run_async(run_trials(OneProcess(server), KILL_TRIALS, editors=4))
     _assert_clean(figures.problems, figures.summary())
     assert figures.trials == KILL_TRIALS
     # The trials did what they are for: kills with requests in flight, acknowledged
@@ -56,7 +66,7 @@ def test_kill_trials_on_two_processes(make_cluster: Callable[..., Cluster]) -> N
     editors' calls are answered there), the killed one restarts and its editors resend."""
     cluster = make_cluster(lease_seconds=1.0)
     target = Processes(cluster.servers, cluster.database_url)
-    figures = asyncio.run(run_trials(target, CLUSTER_KILL_TRIALS, editors=4))
+    figures = run_async(run_trials(target, CLUSTER_KILL_TRIALS, editors=4))
     _assert_clean(figures.problems, figures.summary() + "\n" + cluster.logs()[-4000:])
     assert figures.trials == CLUSTER_KILL_TRIALS and figures.inflight_at_kills > 0
 
@@ -70,7 +80,7 @@ def test_a_restarted_process_opens_its_documents_at_once(
     server.stop()
     server.extra_env = {"TANDEM_LEASE_SECONDS": "60"}
     server.start()
-    asyncio.run(_restart_opens_at_once(server))
+    run_async(_restart_opens_at_once(server))
 
 
 async def _restart_opens_at_once(server: TandemServer) -> None:
@@ -122,7 +132,7 @@ def test_a_database_error_during_writes_loses_nothing(
     make_server: Callable[[], TandemServer],
 ) -> None:
     server = make_server()
-    asyncio.run(_database_error(server))
+    run_async(_database_error(server))
 
 
 async def _database_error(server: TandemServer) -> None:
@@ -253,7 +263,7 @@ def test_a_full_disk_is_reported_and_nothing_is_lost(
     server_on_small_disk: TandemServer, small_disk: Path
 ) -> None:
     server = server_on_small_disk.start()
-    asyncio.run(_full_disk(server, small_disk / "filler"))
+    run_async(_full_disk(server, small_disk / "filler"))
 
 
 async def _full_disk(server: TandemServer, filler: Path) -> None:
