@@ -440,8 +440,8 @@ async def _trial(
         # Most kills land while the room is loaded and answering: wait until every
         # editor is back and its resend answered. The others land while it loads.
         ready = await until(lambda: all(e.online and e.idle for e in team.editors), READY_SECONDS)
-        if not ready:
-            figures.problems.append(f"{label}: the editors were not answered after a restart")
+        if not ready:  # nothing the later trials find would mean much
+            raise AssertionError(f"{label}: the editors were not answered after a restart")
     kill_after = rng.uniform(0.0, BURST_SECONDS)
     # Typing goes on a little past the kill: edits made offline are sent after.
     typing = asyncio.create_task(team.burst(kill_after + rng.uniform(0, 0.05), rng))

@@ -32,7 +32,7 @@ from e2e.kill_trials import OneProcess, Processes, Team, run_trials, until
 from e2e.server import TandemServer
 
 KILL_TRIALS = 50
-CLUSTER_KILL_TRIALS = 6
+CLUSTER_KILL_TRIALS = 5
 CLOSE_RETRY = 3012
 T = TypeVar("T")
 
@@ -49,8 +49,15 @@ def _assert_clean(figures_problems: list[str], summary: str) -> None:
 
 
 def test_kill_trials_on_one_process(make_server: Callable[[], TandemServer]) -> None:
-    """50 trials: SIGKILL at a random moment of a burst of 4 editors, restart, check."""
+    """50 trials: SIGKILL at a random moment of a burst of 4 editors, restart, check.
+
+    With a lease far longer than the trials wait for editors to be answered again: kill -9
+    gives no lease back, so this also checks that the restarted process takes the
+    documents back at once (serve's reclaim_leases) instead of waiting the lease out."""
     server = make_server()
+    server.stop()
+    server.extra_env = {"TANDEM_LEASE_SECONDS": "120"}
+    server.start()
     figures = run_async(run_trials(OneProcess(server), KILL_TRIALS, editors=4))
     _assert_clean(figures.problems, figures.summary())
     assert figures.trials == KILL_TRIALS
@@ -69,35 +76,6 @@ def test_kill_trials_on_two_processes(make_cluster: Callable[..., Cluster]) -> N
     figures = run_async(run_trials(target, CLUSTER_KILL_TRIALS, editors=4))
     _assert_clean(figures.problems, figures.summary() + "\n" + cluster.logs()[-4000:])
     assert figures.trials == CLUSTER_KILL_TRIALS and figures.inflight_at_kills > 0
-
-
-def test_a_restarted_process_opens_its_documents_at_once(
-    make_server: Callable[[], TandemServer],
-) -> None:
-    """kill -9 gives no lease back; the only process (in-memory channel layer) expires
-    the dead one's leases at start instead of making editors wait them out."""
-    server = make_server()
-    server.stop()
-    server.extra_env = {"TANDEM_LEASE_SECONDS": "60"}
-    server.start()
-    run_async(_restart_opens_at_once(server))
-
-
-async def _restart_opens_at_once(server: TandemServer) -> None:
-    rng = random.Random()
-    team = await asyncio.to_thread(Team, OneProcess(server), 1)
-    await team.open()
-    try:
-        await team.burst(0.1, rng)
-        assert await team.settle() == []
-        server.kill()
-        await asyncio.to_thread(server.start)
-        before = len(team.acked())
-        await team.burst(0.1, rng)
-        assert await until(lambda: len(team.acked()) > before, 10), "the document did not open"
-        assert await team.settle() == []
-    finally:
-        await team.close()
 
 
 # -- a database that refuses writes -------------------------------------------------------
