@@ -18,6 +18,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+from collab import storage_errors
 from collab.host import Host, RoomUnavailable, get_host
 from collab.origin import is_same_origin
 from collab.ownership import DocumentMissing
@@ -34,6 +35,7 @@ from collab.protocol import (
     Hello,
     JoinCall,
     LeaveCall,
+    Notice,
     Poke,
     PreviewCall,
     PreviewReply,
@@ -178,8 +180,10 @@ class DocumentConsumer(AsyncWebsocketConsumer):
             return await self.host.call(self.doc_id, call)
         except DocumentMissing:
             await self._close(CLOSE_NOT_FOUND, "document deleted")
-        except RoomUnavailable:
+        except RoomUnavailable as error:
             log.warning("document %s: no room could answer; the editor reconnects", self.doc_id)
+            if error.problem:  # storage is failing: the page says so until it is saved
+                await self._send(Notice(storage_errors.editor_notice(error.problem)).encode())
             await self._close(CLOSE_RETRY, "the document is reloading")
         raise AssertionError("unreachable")
 

@@ -31,8 +31,9 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import DatabaseError
 
-from collab import ownership, store
+from collab import ownership, storage_errors, store
 from collab.engine import DocumentEngine
 from collab.ownership import Holder, Lease
 from collab.preview import PreviewState
@@ -72,7 +73,12 @@ def lease_seconds() -> float:
 
 
 class RoomUnavailable(Exception):
-    """No room could answer (storage failing, or no process could take the document)."""
+    """No room could answer (storage failing, or no process could take the document).
+    `problem`: what storage said, plainly ("the disk is full"), if that was the cause."""
+
+    def __init__(self, doc_id: str, problem: str = "") -> None:
+        super().__init__(doc_id, problem)
+        self.problem = problem
 
 
 class Host:
@@ -105,22 +111,34 @@ class Host:
         reply is then NotHere (a goodbye to a room that is gone needs no room)."""
         if timeout is None:
             timeout = CALL_TIMEOUT
+        problem = ""  # what storage said, if that is why no room answered
         for attempt in range(MAX_TRIES):
-            target = await self._locate(doc_id) if load else await self._find(doc_id)
+            try:
+                target = await self._locate(doc_id) if load else await self._find(doc_id)
+            except DatabaseError as error:
+                # Storage is failing (a full disk, a database that went away): nobody can
+                # claim or load the document now. Ask again after a pause; in the end the
+                # caller hears RoomUnavailable (an editor reconnects and resends).
+                storage_errors.report(log, f"document {doc_id}", "cannot open it", error)
+                problem = storage_errors.describe(error)
+                await asyncio.sleep(RETRY_PAUSE * attempt)
+                continue
             if target is None:
                 return NotHere()
             if isinstance(target, Room):
                 try:
                     return await target.call(call)
-                except RoomGone:
-                    pass  # it stopped under us: the next try loads it afresh
+                except RoomGone as gone:
+                    # It stopped under us: the next try loads it afresh.
+                    if isinstance(gone.__cause__, DatabaseError):
+                        problem = storage_errors.describe(gone.__cause__)
             else:
                 reply = await self._remote_call(target, doc_id, call, timeout)
                 if reply is not None and not isinstance(reply, NotHere):
                     return reply
                 self._holders.pop(doc_id, None)
             await asyncio.sleep(RETRY_PAUSE * attempt)
-        raise RoomUnavailable(doc_id)
+        raise RoomUnavailable(doc_id, problem)
 
     def local_room(self, doc_id: str) -> Room | None:
         room = self._rooms.get(doc_id)
@@ -289,6 +307,9 @@ class Host:
             await asyncio.sleep(lease_seconds() / 3)
             try:
                 held = await in_store_thread(ownership.renew, self.owner, lease_seconds())
+            except DatabaseError as error:
+                storage_errors.report(log, "leases", "cannot renew them (retrying)", error)
+                continue
             except Exception:
                 log.exception("renewing leases failed; retrying")
                 continue

@@ -132,6 +132,12 @@ def renew(owner: str, ttl: float, now: float | None = None) -> dict[str, int]:
             return {doc_id: int(epoch) for doc_id, epoch in cursor.fetchall()}
 
 
+def expire_all() -> int:
+    """Expire every lease (epochs are kept, so fences still hold): for the only process,
+    at its start, when every lease left is a dead process's. Returns how many."""
+    return DocumentLease.objects.filter(expires__gt=0).update(expires=0)
+
+
 def release(doc_id: str, owner: str, epoch: int) -> None:
     """Give the lease up at once (a room unloaded cleanly): the next claim needs no wait."""
     DocumentLease.objects.filter(document_id=doc_id, owner=owner, epoch=epoch).update(expires=0)

@@ -280,6 +280,17 @@ class Poke:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """`notice`: what the editor should know that is no request's answer (the server
+    cannot save right now); the page shows it until its next answer."""
+
+    message: str
+
+    def encode(self) -> str:
+        return _json({"type": "notice", "message": self.message})
+
+
+@dataclass(frozen=True, slots=True)
 class Carets:
     """`carets`: everyone's selection in the text at `version`, as
     `[id, name, hue, anchor, head]` (UTF-16 offsets; `id` is collab.carets.caret_id of

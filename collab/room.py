@@ -16,8 +16,9 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import DatabaseError
 
-from collab import store
+from collab import storage_errors, store
 from collab.broadcaster import Broadcaster
 from collab.carets import Caret
 from collab.delta import transform_index
@@ -185,6 +186,8 @@ class Room:
             log.info("document %s was deleted while being edited", self.doc_id)
         elif isinstance(error, LeaseLost):
             log.warning("room %s lost its lease (epoch %s); closing it", self.doc_id, self.epoch)
+        elif isinstance(error, DatabaseError):
+            storage_errors.report(log, f"document {self.doc_id}", "could not save", error)
         else:
             log.error("room %s failed; closing it", self.doc_id, exc_info=error)
 

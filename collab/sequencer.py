@@ -96,13 +96,17 @@ class Sequencer:
         self._replacements: list[_Replacement] = []
         self._rebuilding: set[_Request] = set()  # waiting for the rebuild thread
         self._rebuild_tasks: set[asyncio.Task[None]] = set()
+        self._ticking = False
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._task = self._loop.create_task(self._run(), name=f"sequencer {doc_id}")
 
     @property
     def busy(self) -> bool:
-        return bool(self._requests or self._replacements or self._rebuilding)
+        """Work queued, waiting for a rebuild, or a tick under way (its save may be
+        pending even though whoever asked has gone): a room unloads only once this is
+        false."""
+        return self._ticking or bool(self._requests or self._replacements or self._rebuilding)
 
     async def submit(self, session: Hashable, request: SyncRequest, author: str) -> Answer:
         """Apply a request in the next tick; the answer comes once it is durable."""
@@ -149,6 +153,7 @@ class Sequencer:
             self._wake.clear()
             if self.stopped:
                 return
+            self._ticking = True
             try:
                 await self._tick()
             except Exception as error:
@@ -157,12 +162,22 @@ class Sequencer:
                 self.stop()
                 self._on_failure(error)
                 return
+            finally:
+                self._ticking = False
 
     async def _tick(self) -> None:
         requests, self._requests = self._requests, []
         replacements, self._replacements = self._replacements, []
         try:
             await self._apply(requests, replacements)
+        except BaseException as error:
+            # Whoever waits learns why (a storage failure is said to the editor).
+            gone = RoomGone(self.doc_id)
+            gone.__cause__ = error
+            waiting = [item for item in requests if item not in self._rebuilding]
+            for future in self._futures(waiting, replacements):
+                settle(future, error=gone)
+            raise
         finally:
             # Whatever went wrong, nobody waits for ever: an editor whose request was not
             # answered asks again (requests are idempotent). One waiting for its rebuild

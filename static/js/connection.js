@@ -63,6 +63,7 @@ export function connect(o) {
   let wrapper = null; // the extension's socketWrapper
   let everOpened = false;
   let final = null; // {code, message} after a 4xxx close
+  let notice = null; // the server's `notice` (it cannot save), until the next answer
   let closeRetries = 0;
 
   htmx.config.allowScriptTags = false;
@@ -80,7 +81,7 @@ export function connect(o) {
   }
 
   function report() {
-    o.onState({ state: state(), message: final ? final.message : undefined });
+    o.onState({ state: state(), message: final ? final.message : notice || undefined });
   }
 
   function send(json) {
@@ -142,6 +143,15 @@ export function connect(o) {
     } catch {
       console.warn("tandem: unreadable JSON frame");
       return;
+    }
+    if (msg && msg.type === "notice") {
+      notice = typeof msg.message === "string" ? msg.message : null;
+      report();
+      return;
+    }
+    if (notice && msg && msg.type === "ack") {
+      notice = null; // saved again
+      report();
     }
     o.onMessage(msg);
   });

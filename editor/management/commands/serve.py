@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 from collab.protocol import MAX_FRAME_BYTES
@@ -74,6 +76,47 @@ def migration_lock() -> Iterator[None]:
         # A session lock: the connection outlives this (CONN_MAX_AGE None).
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK_KEY])
+
+
+def writable_folders() -> list[Path]:
+    """Where Tandem writes: its data folder, and the SQLite database's folder."""
+    folders = [Path(settings.DATA_DIR)]
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        folder = Path(database["NAME"]).parent
+        if folder not in folders:
+            folders.append(folder)
+    return folders
+
+
+def check_writable(folder: Path) -> None:
+    """Stop at start, saying why, when `folder` cannot be written (a read-only or full
+    disk): SQLite would otherwise fail with "unable to open database file" deep in a
+    traceback. Writes and syncs one block, as a commit would."""
+    try:
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"\0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as error:
+        raise CommandError(
+            f"Tandem cannot write to {folder}: {error.strerror or error}. It keeps its "
+            "database there: make the folder writable (or free some space), or choose "
+            "another with TANDEM_DATA_DIR."
+        ) from None
+
+
+def reclaim_leases() -> None:
+    """On the in-memory channel layer this is the only process (no other could reach it),
+    so every lease in the database is one a dead process left (kill -9 gives none back):
+    expire them, or a restart after a crash would keep editors waiting out the dead
+    process's lease (TANDEM_LEASE_SECONDS) before the document opens again."""
+    from collab import ownership
+    from collab.layers import InMemoryChannelLayer
+
+    backend = settings.CHANNEL_LAYERS["default"]["BACKEND"]
+    if backend == f"{InMemoryChannelLayer.__module__}.{InMemoryChannelLayer.__name__}":
+        ownership.expire_all()
 
 
 def migrate() -> None:
@@ -140,7 +183,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, host: str | None, port: int, share: bool, **options: Any) -> None:
         host = listen_host(host, share)
         ping_seconds = conf.PING_SECONDS.get()
+        for folder in writable_folders():
+            check_writable(folder)
         migrate()
+        reclaim_leases()
         collect_static_if_changed()
         if not _is_loopback(host) and not conf.ALLOWED_HOSTS.is_set():
             # Shared on the network: people reach it by whatever name or address the
