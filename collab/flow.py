@@ -69,7 +69,10 @@ KERNEL_QUEUE_SECONDS = 0.2
 def daphne_transport(send: Send) -> Any | None:
     """The TCP transport (Twisted) of the socket behind Daphne's `send`, or None when
     `send` is not Daphne's (a test communicator, another server): no outbound check then.
-    Daphne's `send` is `partial(server.handle_reply, protocol)`."""
+    Daphne's `send` is `partial(server.handle_reply, protocol)`; a middleware that wraps
+    it (editor/headers.py) keeps it as its wrapper's `__wrapped__`."""
+    while not isinstance(send, functools.partial) and hasattr(send, "__wrapped__"):
+        send = send.__wrapped__
     if not isinstance(send, functools.partial) or not send.args:
         return None
     transport = getattr(send.args[0], "transport", None)

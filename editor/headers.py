@@ -83,4 +83,6 @@ class SecurityHeaders:
                 message = {**message, "headers": headers}
             await send(message)
 
+        # The server's own send stays reachable: collab/flow.py reads the socket behind it.
+        send_with_headers.__wrapped__ = send  # type: ignore[attr-defined]
         await self.app(scope, receive, send_with_headers)

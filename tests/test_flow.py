@@ -152,3 +152,31 @@ async def test_a_client_that_reads_slowly_but_keeps_up_stays() -> None:
         await connection.send({"type": "websocket.send", "text": "d" * 1_000})
         protocol.transport._tempDataLen = max(0, protocol.transport._tempDataLen - 1_100)
     assert all(m["type"] == "websocket.send" for m in protocol.sent)
+
+
+async def test_the_socket_is_found_behind_the_security_headers_wrapper() -> None:
+    """The live view's stream reaches the consumer through editor/headers.py, whose send
+    wraps Daphne's: the slow-reader rule must still find the socket behind it."""
+    from editor.headers import SecurityHeaders
+
+    class Tcp:
+        _tempDataLen = 0
+
+    class Protocol:
+        transport = Tcp()
+
+    async def handle_reply(protocol: Any, message: Any) -> None:
+        return None
+
+    daphne_send = functools.partial(handle_reply, Protocol())
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(send)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    await SecurityHeaders(app)({"type": "http"}, receive, daphne_send)
+    assert seen[0] is not daphne_send
+    assert flow.daphne_transport(seen[0]) is Protocol.transport
