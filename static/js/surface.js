@@ -88,7 +88,7 @@ export class TandemEditor extends HTMLElement {
 
   mount() {
     // The server's text: a text area, or for a big document read-only chunks.
-    const fallback = this.querySelector(".editor-fallback");
+    const fallback = this.querySelector("textarea") || this.querySelector(".editor-fallback");
     const area = fallback instanceof HTMLTextAreaElement ? fallback : null;
     this.note = this.querySelector(".readonly-note"); // the server's, for a viewer's page
     // defaultValue is the text exactly as the server sent it (the parser already
