@@ -103,6 +103,8 @@ class TandemServer:
         return self.proc.pid
 
     def start(self, timeout: float = START_TIMEOUT) -> TandemServer:
+        if self.proc is not None and self.proc.poll() is None:
+            return self  # already running (`with TandemServer(...).start()` starts once)
         env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
         env.update(TANDEM_DATA_DIR=str(self.data_dir), PYTHONUNBUFFERED="1", **self.extra_env)
         t0 = time.monotonic()
