@@ -44,6 +44,8 @@ if __package__ in {None, ""}:
 from bench.server import REPO, TandemServer
 from bench.workloads import markdown_document
 
+# Chromium's own background traffic is refused on a closed network, and as root it needs
+# --no-sandbox; none of these change what a page does. (e2e/conftest.py uses them too.)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

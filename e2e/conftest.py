@@ -33,23 +33,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, BrowserType, Page
 
+from bench.browser import CHROMIUM_ARGS
 from e2e.client import HttpClient
 from e2e.cluster import Cluster
 from e2e.server import REPO, TandemServer, server_env
 from editor import conf
 from tests.services import PostgresServer
-
-# Chromium's own background traffic is refused on a closed network, and as root it needs
-# --no-sandbox; none of these change what a page does.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 E2E_DIR = Path(__file__).resolve().parent
 

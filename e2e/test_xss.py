@@ -31,7 +31,7 @@ from websockets.sync.client import ClientConnection, connect
 from e2e.client import HttpClient, eventually
 from e2e.conftest import CreatedDocument
 from e2e.server import TandemServer
-from tests.xss_corpus import CANARY, Payload, load
+from tests.xss_corpus import CANARY, Payload, load, packed
 
 MakeDocument = Callable[..., CreatedDocument]
 NewPage = Callable[..., Page]
@@ -113,18 +113,6 @@ class Watch:
             for n in sorted(numbers, key=str)
         ]
         return ran + [f"dialog {m!r}" for m in self.dialogs]
-
-
-def packed(limit: int) -> list[str]:
-    """Payloads packed into strings of at most `limit` characters, one line each."""
-    chunks: list[str] = []
-    for payload in PAYLOADS:
-        text = " ".join(payload.text.split())[:limit]
-        if chunks and len(chunks[-1]) + 1 + len(text) <= limit:
-            chunks[-1] += " " + text
-        else:
-            chunks.append(text)
-    return chunks
 
 
 def file_name(payload: Payload) -> str:

@@ -115,15 +115,20 @@ async def daphne_send(protocol: FakeProtocol, message: dict[str, Any]) -> None:
         protocol.transport._tempDataLen += len(message["text"])
 
 
-async def test_a_client_that_stops_reading_is_closed_before_its_backlog_grows_far() -> None:
-    protocol = FakeProtocol()
-    limits = flow.Limits(max_backlog=10_000)
+def _unread_connection(protocol: FakeProtocol, max_backlog: int) -> flow._Connection:
+    """A connection whose client sends nothing, over Daphne's send to `protocol`."""
 
     async def receive() -> dict[str, Any]:
         await asyncio.sleep(3600)
         raise AssertionError
 
-    connection = flow._Connection(receive, functools.partial(daphne_send, protocol), limits)
+    limits = flow.Limits(max_backlog=max_backlog)
+    return flow._Connection(receive, functools.partial(daphne_send, protocol), limits)
+
+
+async def test_a_client_that_stops_reading_is_closed_before_its_backlog_grows_far() -> None:
+    protocol = FakeProtocol()
+    connection = _unread_connection(protocol, max_backlog=10_000)
     await connection.send({"type": "websocket.send", "text": "p" * 50_000})  # a big preview
     for _ in range(100):
         await connection.send({"type": "websocket.send", "text": "d" * 1_000})
@@ -140,13 +145,7 @@ async def test_a_client_that_stops_reading_is_closed_before_its_backlog_grows_fa
 
 async def test_a_client_that_reads_slowly_but_keeps_up_stays() -> None:
     protocol = FakeProtocol()
-    limits = flow.Limits(max_backlog=10_000)
-
-    async def receive() -> dict[str, Any]:
-        await asyncio.sleep(3600)
-        raise AssertionError
-
-    connection = flow._Connection(receive, functools.partial(daphne_send, protocol), limits)
+    connection = _unread_connection(protocol, max_backlog=10_000)
     await connection.send({"type": "websocket.send", "text": "p" * 50_000})  # a big preview
     for _ in range(1000):  # read more slowly than it comes, but it catches up
         await connection.send({"type": "websocket.send", "text": "d" * 1_000})
@@ -159,16 +158,8 @@ async def test_the_socket_is_found_behind_the_security_headers_wrapper() -> None
     wraps Daphne's: the slow-reader rule must still find the socket behind it."""
     from editor.headers import SecurityHeaders
 
-    class Tcp:
-        _tempDataLen = 0
-
-    class Protocol:
-        transport = Tcp()
-
-    async def handle_reply(protocol: Any, message: Any) -> None:
-        return None
-
-    daphne_send = functools.partial(handle_reply, Protocol())
+    protocol = FakeProtocol()
+    daphne = functools.partial(daphne_send, protocol)
     seen: list[Any] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -177,6 +168,6 @@ async def test_the_socket_is_found_behind_the_security_headers_wrapper() -> None
     async def receive() -> dict[str, Any]:
         return {"type": "http.disconnect"}
 
-    await SecurityHeaders(app)({"type": "http"}, receive, daphne_send)
-    assert seen[0] is not daphne_send
-    assert flow.daphne_transport(seen[0]) is Protocol.transport
+    await SecurityHeaders(app)({"type": "http"}, receive, daphne)
+    assert seen[0] is not daphne
+    assert flow.daphne_transport(seen[0]) is protocol.transport

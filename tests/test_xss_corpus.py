@@ -18,7 +18,7 @@ from django.test import Client
 from collab import fragments, history, store
 from collab.preview import PreviewState
 from tests.html import parse
-from tests.xss_corpus import CANARY, Payload, load
+from tests.xss_corpus import CANARY, Payload, load, packed
 
 PAYLOADS = load()
 ACTIVE_TAGS = {
@@ -83,19 +83,6 @@ def harmless(payload: Payload) -> str:
 
 def twin(text: str) -> str:
     return re.sub(r"[<>\"'`&=:/\\{}$%\[\]()!#*_|\-]", "x", text)
-
-
-def packed(limit: int = 100) -> list[str]:
-    """The payloads packed into as few strings of at most `limit` characters as they fit
-    (one page then tries several at once; a longer payload is cut, still hostile)."""
-    chunks: list[str] = []
-    for payload in PAYLOADS:
-        text = " ".join(payload.text.split())[:limit]
-        if chunks and len(chunks[-1]) + 1 + len(text) <= limit:
-            chunks[-1] += " " + text
-        else:
-            chunks.append(text)
-    return chunks
 
 
 def pages_of(client: Client, title: str, text: str, author: str, label: str) -> dict[str, Any]:
