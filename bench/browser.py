@@ -11,7 +11,9 @@ Measured with the pages' own clocks (performance.timeOrigin + performance.now())
 
 Keystrokes are sequential (the next one once B holds the previous one, then 30 ms), so
 each number is one keystroke's own path, not a queue; typing starts 2 s after A's caret
-jumped to the end of the document. Bounded: --keys keystrokes and --opens page loads
+jumped to the end of the document. B is a co-editor, its caret at the top of the
+text; --reader measures a B with nothing focused or selected instead (CodeMirror then
+reads the page's selection on every change, which costs a layout). Bounded: --keys keystrokes and --opens page loads
 per size, each wait capped at 10 s, the whole run by --budget seconds.
 
   .venv/bin/python -m bench.browser                      # 1 KB and 1 MB, this checkout
@@ -163,10 +165,16 @@ def measure_open(browser: Browser, url: str, opens: int, deadline: float) -> dic
     }
 
 
-def measure_typing(browser: Browser, url: str, keys: int, deadline: float) -> dict[str, Any]:
+def measure_typing(
+    browser: Browser, url: str, keys: int, deadline: float, reader: bool = False
+) -> dict[str, Any]:
     a = open_page(browser, url)
     b = open_page(browser, url)
     b.evaluate(WRAP_REMOTE)
+    if not reader:
+        # B is a co-editor: its caret in the text (at the top), as when both people type.
+        b.locator("#editor").focus()
+        b.keyboard.press("Control+Home")
     a.locator("#editor").focus()
     a.keyboard.press("Control+End")
     # Settle: CodeMirror parses the Markdown up to the end in the background (slices of
@@ -209,6 +217,12 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=60, help="keystrokes per size")
     parser.add_argument("--opens", type=int, default=5, help="page loads per size")
     parser.add_argument("--budget", type=float, default=600, help="seconds for the whole run")
+    parser.add_argument(
+        "--reader",
+        action="store_true",
+        help="page B only reads (nothing focused or selected) instead of having its caret in "
+        "the text",
+    )
     parser.add_argument("--chromium", default=os.environ.get("TANDEM_CHROMIUM", ""))
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "browser.json")
     args = parser.parse_args()
@@ -218,6 +232,7 @@ def main() -> int:
     results: dict[str, Any] = {
         "repos": repos,
         "cpus": os.cpu_count(),
+        "b_is": "a reader" if args.reader else "a co-editor (caret at the top)",
         "loadavg_before": os.getloadavg(),
         "cases": {label: {} for label in repos},
     }
@@ -249,7 +264,7 @@ def main() -> int:
                         ),
                         "loadavg": os.getloadavg(),
                     }
-                    case.update(measure_typing(browser, url, args.keys, deadline))
+                    case.update(measure_typing(browser, url, args.keys, deadline, args.reader))
                     results["cases"][label][str(size)] = case
                     print(f"{label} {size}: {json.dumps(case)}", file=sys.stderr)
             browser.close()

@@ -144,6 +144,86 @@ def test_a_1_mb_document_types_and_receives_remote_edits(
     assert time.monotonic() - started < 20
 
 
+# Whether each insertText's default was prevented (by surface.js typing directly),
+# seen after every handler has run.
+SPY_ON_TYPING = """
+window.__typed = [];
+window.addEventListener('beforeinput', (e) => {
+  if (e.inputType === 'insertText') window.__typed.push([e.data, e.defaultPrevented]);
+});
+"""
+
+# The editor's selection put at `held`, the browser's at `shown`, and a beforeinput for
+# typing in the same task (before the editor can hear of the browser's); returns whether
+# the editor took it.
+SYNTHETIC_INSERT = """([data, held, shown]) => {
+  const editor = document.getElementById('editor');
+  editor.setSelectionRange(held, held);
+  const {node, offset} = editor.view.domAtPos(shown);
+  document.getSelection().collapse(node, offset);
+  const e = new InputEvent('beforeinput', {inputType: 'insertText', data, bubbles: true,
+                                           cancelable: true});
+  editor.querySelector('.cm-content').dispatchEvent(e);
+  return e.defaultPrevented;
+}"""
+
+
+def test_typing_goes_straight_to_the_editor_where_the_browser_agrees(
+    new_page: NewPage, make_document: MakeDocument, server: TandemServer
+) -> None:
+    """surface.js takes a typed character from beforeinput (no DOM round trip) on a
+    desktop browser when the browser would type over exactly the editor's selection;
+    otherwise, and on touch devices, CodeMirror's own path types it. Both reach
+    everyone."""
+    doc = make_document("Direct", "hello world")
+    a = new_page()
+    a.add_init_script(SPY_ON_TYPING + SPY_ON_SENDS)
+    a.goto(doc.path)
+    expect(a.locator("#status")).to_have_attribute("data-state", "connected")
+    b = open_editor(new_page, doc)
+    editor = a.locator("#editor")
+    editor.focus()
+    a.keyboard.press("End")
+    a.keyboard.type("!😀")
+    editor.evaluate("el => el.setSelectionRange(0, 5)")  # "hello", typed over
+    a.keyboard.type("Hi")
+    expected = "Hi world!😀"
+    eventually(lambda: value(a) == value(b) == stored_text(server, doc) == expected, 10)
+    assert a.evaluate("window.__typed") == [["!", True], ["😀", True], ["H", True], ["i", True]]
+    # Sent as what was typed (edits made while a request is out go together), never as
+    # a rewrite of the text around it.
+    ops = [op for m in sent_syncs(a) for op in m["ops"]]
+    assert sorted("".join(op.get("insert", "") for op in ops)) == sorted("!😀Hi")
+    assert sum(op.get("delete", 0) for op in ops) == len("hello")
+    # A click, then typing at once: the text lands where the click put the caret.
+    box = a.locator("#editor .cm-line").first.bounding_box()
+    assert box is not None
+    a.mouse.click(box["x"] + 1, box["y"] + box["height"] / 2)  # before the first letter
+    a.keyboard.type("Z")
+    eventually(lambda: value(b) == "Z" + expected, 10)
+    # The browser means another place than the editor's selection: left to CodeMirror.
+    assert a.evaluate(SYNTHETIC_INSERT, ["x", 3, 5]) is False
+    assert a.evaluate(SYNTHETIC_INSERT, ["x", 3, 3]) is True
+    eventually(lambda: value(b) == "ZHix world!😀", 10)
+
+
+def test_typing_on_a_touch_device_goes_through_the_browser(
+    new_page: NewPage, make_document: MakeDocument, server: TandemServer
+) -> None:
+    """Touch devices (their keyboards keep their own idea of the text, and Android
+    ignores a cancelled beforeinput) type the browser's way, which CodeMirror reads."""
+    doc = make_document("Touch", "ab")
+    a = new_page(has_touch=True)
+    a.add_init_script(SPY_ON_TYPING)
+    a.goto(doc.path)
+    expect(a.locator("#status")).to_have_attribute("data-state", "connected")
+    a.locator("#editor").focus()
+    a.keyboard.press("End")
+    a.keyboard.type("c😀")
+    eventually(lambda: stored_text(server, doc) == "abc😀", 10)
+    assert a.evaluate("window.__typed") == [["c", False], ["😀", False]]
+
+
 def test_ime_composition_is_not_sent_half_composed(
     new_page: NewPage, make_document: MakeDocument, server: TandemServer
 ) -> None:

@@ -56,6 +56,10 @@ export function deltaToChanges(delta) {
 
 const noop = () => {};
 
+/** Typing may skip the browser's own insertion (TandemEditor.typeDirectly): desktop
+ * browsers only, where a cancelled beforeinput really is cancelled. */
+const DIRECT_TYPING = navigator.maxTouchPoints === 0 && !/Android|iPhone|iPad|iPod/.test(navigator.userAgent);
+
 /** The page's CSP nonce (a <meta nonce>; the attribute reads empty once parsed, the
  * property does not); "" when the page has none. */
 function cspNonce() {
@@ -157,7 +161,8 @@ export class TandemEditor extends HTMLElement {
             call(action)();
             return true;
           },
-          beforeinput: (e) => {
+          beforeinput: (e, view) => {
+            if (e.inputType === "insertText") return this.typeDirectly(e, view);
             // The Edit menu's or context menu's Undo: same as the keys.
             if (e.inputType !== "historyUndo" && e.inputType !== "historyRedo") return false;
             e.preventDefault();
@@ -190,6 +195,38 @@ export class TandemEditor extends HTMLElement {
       // The server refuses lone surrogates: typed ones become U+FFFD (same length).
       EditorState.transactionFilter.of((tr) => this.filterLocal(tr)),
     ];
+  }
+
+  /**
+   * A typed character, as a transaction straight from `beforeinput`. CodeMirror's own
+   * path lets the browser change the DOM, then reads the change and the new DOM
+   * selection back (a forced layout): about 1 ms more before the edit can leave, for
+   * every keystroke. Taken only where the browser's answer can be checked, on a
+   * desktop browser (Android ignores preventDefault here, and the iOS and Android
+   * keyboards keep their own idea of the text), outside any composition, and only when
+   * the browser would type exactly over the selection the editor holds; anything else
+   * goes CodeMirror's way. The transaction is the one CodeMirror would make (input
+   * handlers first, then replaceSelection, as "input.type", scrolled into view).
+   */
+  typeDirectly(e, view) {
+    const text = e.data;
+    if (!DIRECT_TYPING || !e.cancelable || e.isComposing || view.compositionStarted || this.pending) return false;
+    if (typeof text !== "string" || !text || view.state.readOnly) return false;
+    const main = view.state.selection.main;
+    if (view.state.selection.ranges.length !== 1) return false;
+    // Where the browser would type: its selection (Chrome gives no target ranges for
+    // insertText). Read before any change, so no layout is forced.
+    const dom = (view.root.getSelection ? view.root : document).getSelection();
+    const content = view.contentDOM;
+    if (!dom || !dom.anchorNode || !content.contains(dom.anchorNode) || !content.contains(dom.focusNode)) return false;
+    const anchor = view.posAtDOM(dom.anchorNode, dom.anchorOffset);
+    const head = view.posAtDOM(dom.focusNode, dom.focusOffset);
+    if (Math.min(anchor, head) !== main.from || Math.max(anchor, head) !== main.to) return false; // not where we think
+    e.preventDefault();
+    let tr = null;
+    const insert = () => (tr ||= view.state.update(view.state.replaceSelection(text), { userEvent: "input.type", scrollIntoView: true }));
+    if (!view.state.facet(EditorView.inputHandler).some((h) => h(view, main.from, main.to, text, insert))) view.dispatch(insert());
+    return true;
   }
 
   editableExtensions() {
