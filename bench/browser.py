@@ -13,8 +13,9 @@ Keystrokes are sequential (the next one once B holds the previous one, then 30 m
 each number is one keystroke's own path, not a queue; typing starts 2 s after A's caret
 jumped to the end of the document. B is a co-editor, its caret at the top of the
 text; --reader measures a B with nothing focused or selected instead (CodeMirror then
-reads the page's selection on every change, which costs a layout). Bounded: --keys keystrokes and --opens page loads
-per size, each wait capped at 10 s, the whole run by --budget seconds.
+reads the page's selection on every change, which costs a layout). Bounded: --keys
+keystrokes and --opens page loads per size, each wait capped at 10 s, the whole run by
+--budget seconds.
 
   .venv/bin/python -m bench.browser                      # 1 KB and 1 MB, this checkout
   .venv/bin/python -m bench.browser --repo before=/tmp/before --repo after=.   # compare
