@@ -1002,6 +1002,44 @@ def test_preview_blocks_are_laid_over_the_text(unit_page: Page) -> None:
     assert all(0 <= s <= 37 for s in r["drift"])
 
 
+def test_preview_blocks_are_walked_only_as_far_as_a_caret_needs(unit_page: Page) -> None:
+    # preview-marks.js's Layout: the block found for every position is the eager walk's
+    # (layBlocks + blockAt), but a caret near the top walks only the first blocks.
+    r = run(
+        unit_page,
+        r"""
+        const { Text } = await import('@codemirror/state');
+        const M = await import('/static/js/preview-marks.js');
+        const blocks = Array.from({length: 300}, (_, i) => i % 7 ? `para ${i} 😀\nline` : `# H${i}`);
+        const text = '\n' + blocks.join('\n\n \n') + '\n';
+        const doc = Text.of(text.split('\n'));
+        const preview = document.createElement('div');
+        for (const b of blocks) {
+          const section = document.createElement('section');
+          section.className = 'block';
+          section.dataset.len = String(b.length);
+          preview.append(section, document.createElement('hr'));  // not a block: skipped
+        }
+        const sections = Array.from(preview.querySelectorAll('section'));
+        const starts = M.layBlocks(doc, blocks.map((b) => b.length));
+        const near = new M.Layout(preview, doc);
+        const first = sections.indexOf(near.sectionAt(3));
+        const walkedNear = near.sections.length;
+        const all = new M.Layout(preview, doc);
+        const wrong = [];
+        for (let pos = text.length; pos >= 0; pos -= 7) {  // from the end: one long walk
+          const want = sections[M.blockAt(starts, pos)];
+          if (all.sectionAt(pos) !== want) wrong.push(pos);
+        }
+        return { first, walkedNear, walkedAll: all.sections.length, wrong };
+        """,
+    )
+    assert r["first"] == 0
+    assert r["walkedNear"] == 2  # the block holding the caret, and the next (to know)
+    assert r["walkedAll"] == 300
+    assert r["wrong"] == []
+
+
 def test_surface_changesets_become_deltas_and_back(unit_page: Page) -> None:
     r = run(
         unit_page,

@@ -2,10 +2,10 @@
 //
 // The preview's blocks (<section class="block" data-len>, collab/preview.py) are laid
 // over the editor's text: blocks follow each other separated by blank lines only, and
-// `data-len` is each block's length in UTF-16 units, so one walk over the sections finds
-// where each block starts. The walk is redone when the preview's blocks change; between
-// walks the carets are mapped back through the edits made since, to the text the walk
-// was made on. The text the preview shows may trail the editor's by the edits not yet
+// `data-len` is each block's length in UTF-16 units, so a walk over the sections finds
+// where each block starts. It goes only as far as the furthest caret, and starts again
+// when the preview's blocks change; meanwhile the carets are mapped back through the
+// edits made since, to the text the walk is made on. The text the preview shows may trail the editor's by the edits not yet
 // rendered (a tenth of a second): a caret right at a block's edge may be shown beside
 // its neighbour until the next preview arrives.
 //
@@ -17,33 +17,43 @@ import { ChangeSet } from "@codemirror/state";
 import { ViewPlugin } from "@codemirror/view";
 import { caretsOf } from "./carets.js";
 
-/** True when the line holds only spaces and tabs (the preview's blank line). */
-function isBlank(doc, line) {
-  const head = doc.sliceString(line.from, Math.min(line.to, line.from + 64));
-  if (/[^ \t]/.test(head)) return false;
-  return line.to - line.from <= 64 || !/[^ \t]/.test(doc.sliceString(line.from, line.to));
+/** True when the line holds only spaces and tabs (the preview's blank line). A Line
+ * carries its text already; the test stops at its first other character. */
+const isBlank = (line) => /^[ \t]*$/.test(line.text);
+
+/**
+ * Finds where each block starts in `doc` (a CodeMirror Text), one block at a time, given
+ * the blocks' lengths in order. Each block starts on the first non-blank line at or after
+ * the end of the one before (a block ends at the end of a line).
+ */
+export class BlockWalk {
+  /** @param {import("@codemirror/state").Text} doc */
+  constructor(doc) {
+    this.doc = doc;
+    this.pos = 0; // where the last block ended
+  }
+
+  /** The start of the next block, `length` UTF-16 units long. */
+  next(length) {
+    const doc = this.doc;
+    let line = doc.lineAt(Math.min(this.pos, doc.length));
+    if (this.pos > line.from && line.number < doc.lines) line = doc.line(line.number + 1);
+    while (isBlank(line) && line.number < doc.lines) line = doc.line(line.number + 1);
+    const start = Math.max(this.pos, line.from);
+    this.pos = Math.min(start + length, doc.length);
+    return start;
+  }
 }
 
 /**
- * Where each block starts in `doc` (a CodeMirror Text), given the blocks' lengths in
- * order. Each block starts on the first non-blank line at or after the end of the one
- * before (a block ends at the end of a line).
+ * Where each block starts in `doc`, given the blocks' lengths in order (BlockWalk).
  * @param {import("@codemirror/state").Text} doc
  * @param {number[]} lengths
  * @returns {number[]}
  */
 export function layBlocks(doc, lengths) {
-  const starts = [];
-  let pos = 0;
-  for (const length of lengths) {
-    let line = doc.lineAt(Math.min(pos, doc.length));
-    if (pos > line.from && line.number < doc.lines) line = doc.line(line.number + 1);
-    while (isBlank(doc, line) && line.number < doc.lines) line = doc.line(line.number + 1);
-    const start = Math.max(pos, line.from);
-    starts.push(start);
-    pos = Math.min(start + length, doc.length);
-  }
-  return starts;
+  const walk = new BlockWalk(doc);
+  return lengths.map((length) => walk.next(length));
 }
 
 /** The index of the block holding `pos`: the last one starting at or before it (a caret
@@ -59,7 +69,41 @@ export function blockAt(starts, pos) {
   return lo;
 }
 
-const sectionsOf = (preview) => Array.from(preview.children).filter((el) => el.matches("section.block[data-len]"));
+const isBlock = (el) => el.tagName === "SECTION" && el.classList.contains("block") && el.dataset.len !== undefined;
+
+/** The first block at or after `el` (an element of #preview, or null). */
+function blockFrom(el) {
+  while (el && !isBlock(el)) el = el.nextElementSibling;
+  return el;
+}
+
+/**
+ * The blocks of one preview laid over the text as it was when the preview changed,
+ * walked only as far as a caret needs: a big document's thousands of blocks cost
+ * nothing while everyone works near its top, and the walk is kept until the preview
+ * changes again. `since` is what the text went through after that moment.
+ */
+export class Layout {
+  constructor(preview, doc) {
+    this.walk = new BlockWalk(doc); // on that text: a CodeMirror Text never changes
+    this.sections = [];
+    this.starts = [];
+    this.following = blockFrom(preview.firstElementChild);
+    this.since = ChangeSet.empty(doc.length).desc;
+  }
+
+  /** The block holding `pos` (in the text of the walk), or null if there is none. */
+  sectionAt(pos) {
+    const { sections, starts } = this;
+    // Walk on until a block starts past pos: the one before it holds pos.
+    while (this.following && (!starts.length || starts[starts.length - 1] <= pos)) {
+      sections.push(this.following);
+      starts.push(this.walk.next(Number(this.following.dataset.len) || 0));
+      this.following = blockFrom(this.following.nextElementSibling);
+    }
+    return sections.length ? sections[blockAt(starts, pos)] : null;
+  }
+}
 
 /**
  * The extension: marks in `#preview` (found by id, since htmx may replace it whole).
@@ -70,7 +114,8 @@ export function previewMarks(doc = document) {
     class {
       constructor(view) {
         this.view = view;
-        this.layout = null; // {starts, sections, since}: null when the preview changed
+        this.layout = null; // a Layout; null when the preview changed since
+        this.marks = new Map(); // caret id -> its mark (in the block where it was put)
         this.frame = 0;
         this.watched = null;
         this.inner = new MutationObserver(() => this.previewChanged());
@@ -108,32 +153,27 @@ export function previewMarks(doc = document) {
         const carets = caretsOf(this.view.state);
         const wanted = new Map(); // section -> Map(caret id -> caret)
         if (carets.length) {
-          if (!this.layout) {
-            const sections = sectionsOf(preview);
-            const starts = layBlocks(this.view.state.doc, sections.map((s) => Number(s.dataset.len) || 0));
-            this.layout = { sections, starts, since: ChangeSet.empty(this.view.state.doc.length).desc };
-          }
-          const { sections, starts, since } = this.layout;
-          if (sections.length) {
-            const back = since.empty ? null : since.invertedDesc;
-            for (const c of carets) {
-              const section = sections[blockAt(starts, back ? back.mapPos(c.head, -1) : c.head)];
-              if (!wanted.has(section)) wanted.set(section, new Map());
-              wanted.get(section).set(c.id, c);
-            }
+          this.layout ||= new Layout(preview, this.view.state.doc);
+          const back = this.layout.since.empty ? null : this.layout.since.invertedDesc;
+          for (const c of carets) {
+            const section = this.layout.sectionAt(back ? back.mapPos(c.head, -1) : c.head);
+            if (!section) break; // a preview without blocks
+            if (!wanted.has(section)) wanted.set(section, new Map());
+            wanted.get(section).set(c.id, c);
           }
         }
-        // Keep the marks that are still right, take away the others, add the missing ones.
-        const kept = new Map(); // caret id -> mark
-        for (const mark of preview.querySelectorAll(".preview-mark")) {
-          const c = wanted.get(mark.parentElement)?.get(mark.dataset.id);
-          if (c && c.name === mark.dataset.name && String(c.hue) === mark.dataset.hue) kept.set(c.id, mark);
-          else mark.remove();
+        // Keep the marks that are still right, take away the others (a block htmx
+        // replaced took its marks with it), add the missing ones.
+        for (const [id, mark] of this.marks) {
+          const c = wanted.get(mark.parentElement)?.get(id);
+          if (c && mark.isConnected && c.name === mark.dataset.name && String(c.hue) === mark.dataset.hue) continue;
+          mark.remove();
+          this.marks.delete(id);
         }
         for (const [section, people] of wanted) {
           let slot = 0;
           for (const c of people.values()) {
-            let mark = kept.get(c.id);
+            let mark = this.marks.get(c.id);
             if (!mark) {
               mark = doc.createElement("span");
               mark.className = "preview-mark";
@@ -144,6 +184,7 @@ export function previewMarks(doc = document) {
               mark.title = c.name;
               mark.style.setProperty("--hue", String(c.hue)); // CSSOM: allowed by the CSP
               section.append(mark); // last: CSS that styles a block's first child is unaffected
+              this.marks.set(c.id, mark);
             }
             mark.style.setProperty("--slot", String(slot++)); // side by side in one block
           }
@@ -152,6 +193,7 @@ export function previewMarks(doc = document) {
 
       destroy() {
         if (this.frame) cancelAnimationFrame(this.frame);
+        for (const mark of this.marks.values()) mark.remove();
         this.inner.disconnect();
         this.outer.disconnect();
       }
