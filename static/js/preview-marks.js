@@ -36,7 +36,8 @@ export class BlockWalk {
   /** The start of the next block, `length` UTF-16 units long. */
   next(length) {
     const doc = this.doc;
-    let line = doc.lineAt(Math.min(this.pos, doc.length));
+    // A block ends at the end of a line: the next one starts on a later line.
+    let line = doc.lineAt(Math.min(this.pos + (this.pos > 0 ? 1 : 0), doc.length));
     if (this.pos > line.from && line.number < doc.lines) line = doc.line(line.number + 1);
     while (isBlank(line) && line.number < doc.lines) line = doc.line(line.number + 1);
     const start = Math.max(this.pos, line.from);
@@ -69,7 +70,8 @@ export function blockAt(starts, pos) {
   return lo;
 }
 
-const isBlock = (el) => el.tagName === "SECTION" && el.classList.contains("block") && el.dataset.len !== undefined;
+// (Attributes, not `dataset`: a big preview has thousands of blocks to look at.)
+const isBlock = (el) => el.localName === "section" && el.hasAttribute("data-len") && el.classList.contains("block");
 
 /** The first block at or after `el` (an element of #preview, or null). */
 function blockFrom(el) {
@@ -98,7 +100,7 @@ export class Layout {
     // Walk on until a block starts past pos: the one before it holds pos.
     while (this.following && (!starts.length || starts[starts.length - 1] <= pos)) {
       sections.push(this.following);
-      starts.push(this.walk.next(Number(this.following.dataset.len) || 0));
+      starts.push(this.walk.next(Number(this.following.getAttribute("data-len")) || 0));
       this.following = blockFrom(this.following.nextElementSibling);
     }
     return sections.length ? sections[blockAt(starts, pos)] : null;
