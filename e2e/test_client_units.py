@@ -1040,6 +1040,68 @@ def test_preview_blocks_are_walked_only_as_far_as_a_caret_needs(unit_page: Page)
     assert r["wrong"] == []
 
 
+def test_a_changed_preview_keeps_the_walk_before_its_first_change(unit_page: Page) -> None:
+    # Layout.renewed keeps the blocks before the first one htmx touched and before the
+    # first edit since; whatever it keeps, every position must find the block a walk
+    # afresh on the new text finds. Random block swaps, insertions, removals and edits.
+    r = run(
+        unit_page,
+        r"""
+        const { Text, ChangeSet } = await import('@codemirror/state');
+        const M = await import('/static/js/preview-marks.js');
+        let seed = 7;
+        const rand = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+        const words = ['a', 'para 😀', '# head', '- item', '漢字 e\u0301', ' ', ''];
+        const block = () => Array.from({length: 1 + rand(3)}, () => words[rand(words.length)] + 'x').join('\n');
+        const section = (len) => {
+          const el = document.createElement('section');
+          el.className = 'block';
+          el.dataset.len = String(len);
+          return el;
+        };
+        const failures = [];
+        let reused = 0;
+        for (let trial = 0; trial < 40; trial++) {
+          const blocks = Array.from({length: 20 + rand(30)}, block);
+          let doc = Text.of(('\n' + blocks.join('\n\n')).split('\n'));
+          const preview = document.createElement('div');
+          for (const b of blocks) preview.append(section(b.length));
+          const observer = new MutationObserver(() => {});
+          observer.observe(preview, { childList: true });
+          let layout = new M.Layout(preview, doc);
+          layout.sectionAt(rand(doc.length + 1));
+          for (let round = 0; round < 4; round++) {
+            // The preview changes: a block refreshed, one added, one taken away.
+            const kids = Array.from(preview.children);
+            const k = rand(kids.length);
+            const kind = rand(3);
+            if (kind === 0) kids[k].replaceWith(section(1 + rand(40)));
+            else if (kind === 1) kids[k].after(section(1 + rand(40)));
+            else if (kids.length > 1) kids[k].remove();
+            // ... and the text is edited somewhere.
+            const at = rand(doc.length + 1);
+            const edit = ChangeSet.of([{ from: at, to: Math.min(doc.length, at + rand(4)), insert: rand(2) ? 'y\n' : 'z' }], doc.length);
+            layout.since = layout.since.composeDesc(edit.desc);
+            doc = edit.apply(doc);
+            layout.noteChanges(observer.takeRecords());
+            const before = layout.sections.length;
+            layout = layout.renewed(preview, doc);
+            reused += layout.sections.length > 0 && before > 0 ? 1 : 0;
+            const sections = Array.from(preview.children);
+            const starts = M.layBlocks(doc, sections.map((el) => Number(el.dataset.len)));
+            for (let pos = 0; pos <= doc.length; pos += 1 + rand(5)) {
+              if (layout.sectionAt(pos) !== sections[M.blockAt(starts, pos)]) failures.push([trial, round, pos]);
+            }
+          }
+          observer.disconnect();
+        }
+        return { failures: failures.slice(0, 5), reused };
+        """,
+    )
+    assert r["failures"] == []
+    assert r["reused"] > 20  # most renewals kept a walked part
+
+
 def test_surface_changesets_become_deltas_and_back(unit_page: Page) -> None:
     r = run(
         unit_page,

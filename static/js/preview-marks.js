@@ -4,8 +4,8 @@
 // over the editor's text: blocks follow each other separated by blank lines only, and
 // `data-len` is each block's length in UTF-16 units, so a walk over the sections finds
 // where each block starts. It goes only as far as the furthest caret, and starts again
-// when the preview's blocks change; meanwhile the carets are mapped back through the
-// edits made since, to the text the walk is made on. The text the preview shows may trail the editor's by the edits not yet
+// from the first block changed when the preview's blocks change; meanwhile the carets
+// are mapped back through the edits made since, to the text the walk is made on. The text the preview shows may trail the editor's by the edits not yet
 // rendered (a tenth of a second): a caret right at a block's edge may be shown beside
 // its neighbour until the next preview arrives.
 //
@@ -28,9 +28,9 @@ const isBlank = (line) => /^[ \t]*$/.test(line.text);
  */
 export class BlockWalk {
   /** @param {import("@codemirror/state").Text} doc */
-  constructor(doc) {
+  constructor(doc, pos = 0) {
     this.doc = doc;
-    this.pos = 0; // where the last block ended
+    this.pos = pos; // where the last block ended
   }
 
   /** The start of the next block, `length` UTF-16 units long. */
@@ -80,18 +80,25 @@ function blockFrom(el) {
 }
 
 /**
- * The blocks of one preview laid over the text as it was when the preview changed,
- * walked only as far as a caret needs: a big document's thousands of blocks cost
- * nothing while everyone works near its top, and the walk is kept until the preview
- * changes again. `since` is what the text went through after that moment.
+ * The blocks of the preview laid over the text, walked only as far as a caret needs: a
+ * big document's thousands of blocks cost nothing while everyone works near its top.
+ * When the preview changes, the blocks before the first one it changed (and before the
+ * first edit since) are kept, so typing at the end of a big document walks one block
+ * again, not all of them; what is kept is exactly what a new walk would find. `since`
+ * is what the text went through after the walk's text.
  */
 export class Layout {
-  constructor(preview, doc) {
-    this.walk = new BlockWalk(doc); // on that text: a CodeMirror Text never changes
-    this.sections = [];
-    this.starts = [];
-    this.following = blockFrom(preview.firstElementChild);
+  /** @param {Element} preview  @param {import("@codemirror/state").Text} doc */
+  constructor(preview, doc, kept = null) {
+    this.sections = kept ? kept.sections : [];
+    this.starts = kept ? kept.starts : [];
+    this.ends = kept ? kept.ends : [];
+    this.index = kept ? kept.index : new Map(); // section -> its place in `sections`
+    const last = this.sections[this.sections.length - 1];
+    this.walk = new BlockWalk(doc, last ? this.ends[this.ends.length - 1] : 0);
+    this.following = blockFrom(last ? last.nextElementSibling : preview.firstElementChild);
     this.since = ChangeSet.empty(doc.length).desc;
+    this.changedFrom = Infinity; // the first walked block the preview changed
   }
 
   /** The block holding `pos` (in the text of the walk), or null if there is none. */
@@ -99,11 +106,61 @@ export class Layout {
     const { sections, starts } = this;
     // Walk on until a block starts past pos: the one before it holds pos.
     while (this.following && (!starts.length || starts[starts.length - 1] <= pos)) {
-      sections.push(this.following);
-      starts.push(this.walk.next(Number(this.following.getAttribute("data-len")) || 0));
-      this.following = blockFrom(this.following.nextElementSibling);
+      const section = this.following;
+      this.index.set(section, sections.length);
+      sections.push(section);
+      starts.push(this.walk.next(Number(section.getAttribute("data-len")) || 0));
+      this.ends.push(this.walk.pos);
+      this.following = blockFrom(section.nextElementSibling);
     }
     return sections.length ? sections[blockAt(starts, pos)] : null;
+  }
+
+  /** htmx changed the preview's children: note the first walked block it touched. */
+  noteChanges(records) {
+    for (const r of records) {
+      for (const node of r.removedNodes) {
+        const i = this.index.get(node);
+        if (i !== undefined) this.changedFrom = Math.min(this.changedFrom, i);
+      }
+      if (r.addedNodes.length) this.changedFrom = Math.min(this.changedFrom, this.placeAfter(r.previousSibling));
+    }
+  }
+
+  /** The place in `sections` of a block put right after `node`. */
+  placeAfter(node) {
+    const last = this.sections[this.sections.length - 1];
+    if (!node || !last) return 0;
+    const i = this.index.get(node);
+    if (i !== undefined) return i + 1;
+    if (last.isConnected && node.isConnected && last.compareDocumentPosition(node) & Node.DOCUMENT_POSITION_FOLLOWING) {
+      return this.sections.length; // after the walk
+    }
+    // Between walked blocks (or gone already, which sends us back to the start).
+    for (let el = node.previousElementSibling; el; el = el.previousElementSibling) {
+      const j = this.index.get(el);
+      if (j !== undefined) return j + 1;
+    }
+    return 0;
+  }
+
+  /** The layout of the changed preview on `doc`, the current text: the blocks before
+   * the first changed one and before the first edit since are kept. */
+  renewed(preview, doc) {
+    let firstEdit = Infinity;
+    this.since.iterChangedRanges((fromA) => {
+      firstEdit = Math.min(firstEdit, fromA);
+    });
+    let keep = Math.min(this.changedFrom, this.sections.length);
+    while (keep > 0 && this.starts[keep - 1] >= firstEdit) keep--;
+    for (const section of this.sections.slice(keep)) this.index.delete(section);
+    const kept = {
+      sections: this.sections.slice(0, keep),
+      starts: this.starts.slice(0, keep),
+      ends: this.ends.slice(0, keep),
+      index: this.index,
+    };
+    return new Layout(preview, doc, kept);
   }
 }
 
@@ -116,11 +173,12 @@ export function previewMarks(doc = document) {
     class {
       constructor(view) {
         this.view = view;
-        this.layout = null; // a Layout; null when the preview changed since
+        this.layout = null; // a Layout, or null
+        this.stale = false; // the preview changed since the layout was made
         this.marks = new Map(); // caret id -> its mark (in the block where it was put)
         this.frame = 0;
         this.watched = null;
-        this.inner = new MutationObserver(() => this.previewChanged());
+        this.inner = new MutationObserver((records) => this.blocksChanged(records));
         const preview = doc.getElementById("preview");
         this.outer = new MutationObserver(() => this.previewChanged());
         if (preview && preview.parentElement) this.outer.observe(preview.parentElement, { childList: true });
@@ -132,15 +190,22 @@ export function previewMarks(doc = document) {
         if (u.docChanged || caretsOf(u.startState) !== caretsOf(u.state)) this.schedule();
       }
 
-      /** Blocks came, went or were replaced: walk again (when next needed). */
+      /** #preview came or was replaced whole: walk afresh (when next needed). */
       previewChanged() {
         const preview = doc.getElementById("preview");
         if (preview !== this.watched) {
           this.inner.disconnect();
           if (preview) this.inner.observe(preview, { childList: true });
           this.watched = preview;
+          this.layout = null;
         }
-        this.layout = null;
+        this.schedule();
+      }
+
+      /** Blocks came, went or were replaced: walk again from the first one touched. */
+      blocksChanged(records) {
+        if (this.layout) this.layout.noteChanges(records);
+        this.stale = true;
         this.schedule();
       }
 
@@ -155,7 +220,10 @@ export function previewMarks(doc = document) {
         const carets = caretsOf(this.view.state);
         const wanted = new Map(); // section -> Map(caret id -> caret)
         if (carets.length) {
-          this.layout ||= new Layout(preview, this.view.state.doc);
+          const text = this.view.state.doc;
+          if (!this.layout) this.layout = new Layout(preview, text);
+          else if (this.stale) this.layout = this.layout.renewed(preview, text);
+          this.stale = false;
           const back = this.layout.since.empty ? null : this.layout.since.invertedDesc;
           for (const c of carets) {
             const section = this.layout.sectionAt(back ? back.mapPos(c.head, -1) : c.head);
