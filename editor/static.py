@@ -117,19 +117,18 @@ class StaticFiles:
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
-        static_file = self.find(path) if path.startswith(self.prefix) else None
-        if static_file is None:
+        try:
+            static_file = self.find(path) if path.startswith(self.prefix) else None
+            response = None
+            if static_file is not None:
+                response = self.respond(static_file, scope)
+        except OSError:
+            # Gone or unreadable since the index was made: Django answers, as before (its
+            # own WhiteNoise meets the same error: a 500 page, or in DEBUG a 404).
+            response = None
+        if response is None:
             await self.app(scope, receive, send)
             return
-        request_headers: dict[str, str] = {}
-        for name, value in scope.get("headers", ()):
-            key = REQUEST_HEADERS.get(bytes(name).lower())
-            if key is not None:
-                text = bytes(value).decode("latin-1")
-                request_headers[key] = (
-                    f"{request_headers[key]},{text}" if key in request_headers else text
-                )
-        response: Response = static_file.get_response(scope["method"], request_headers)
         assert self.extra_headers is not None
         await send(
             {
@@ -139,6 +138,19 @@ class StaticFiles:
             }
         )
         await self.send_body(response.file, response.headers, send)
+
+    @staticmethod
+    def respond(static_file: Any, scope: Scope) -> Response:
+        request_headers: dict[str, str] = {}
+        for name, value in scope.get("headers", ()):
+            key = REQUEST_HEADERS.get(bytes(name).lower())
+            if key is not None:
+                text = bytes(value).decode("latin-1")
+                request_headers[key] = (
+                    f"{request_headers[key]},{text}" if key in request_headers else text
+                )
+        response: Response = static_file.get_response(scope["method"], request_headers)
+        return response
 
     @staticmethod
     async def send_body(

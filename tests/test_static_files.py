@@ -215,6 +215,18 @@ async def test_in_debug_files_are_found_on_disk_without_collectstatic(
 
 
 @pytest.mark.asyncio
+async def test_a_file_gone_since_start_up_goes_on_to_django(settings: Any, tmp_path: Path) -> None:
+    (tmp_path / "gone.js").write_text("1;")
+    settings.STATIC_ROOT = tmp_path
+    app = StaticFiles(Refuse())
+    assert (await fetch(app, "/static/gone.js"))[0] == 200
+    (tmp_path / "gone.js").unlink()
+    behind = app.app = Refuse()
+    assert (await fetch(app, "/static/gone.js"))[0] == 418
+    assert behind.calls == ["/static/gone.js"]
+
+
+@pytest.mark.asyncio
 async def test_off_when_django_would_redirect_to_https(collected: Path, settings: Any) -> None:
     settings.SECURE_SSL_REDIRECT = True
     behind = Refuse()
