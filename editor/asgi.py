@@ -1,5 +1,6 @@
-"""ASGI entry point: HTTP goes to Django (but the live view's event stream, which Channels
-answers itself), WebSockets to the collaboration consumers."""
+"""ASGI entry point: HTTP goes to Django (but static files, which WhiteNoise answers before
+Django's handler, and the live view's event stream, which Channels answers itself),
+WebSockets to the collaboration consumers."""
 
 import os
 
@@ -14,15 +15,17 @@ from django.urls import re_path  # noqa: E402
 
 from collab.routing import http_urlpatterns, websocket_urlpatterns  # noqa: E402
 from editor.headers import SecurityHeaders  # noqa: E402
+from editor.static import StaticFiles  # noqa: E402
 
 # Django's handler is an ASGI app, which re_path serves but is not typed for.
 django_route = re_path(r"", django_asgi_app)  # type: ignore[arg-type]
 
 application = ProtocolTypeRouter(
     {
-        # Every HTTP response gets the browser defences, Django's or not (editor/headers.py).
+        # Every HTTP response gets the browser defences, Django's or not (editor/headers.py);
+        # static files skip Django's handler and middleware thread (editor/static.py).
         "http": SecurityHeaders(
-            URLRouter([*http_urlpatterns, django_route]), csp=not settings.DEBUG
+            StaticFiles(URLRouter([*http_urlpatterns, django_route])), csp=not settings.DEBUG
         ),
         "websocket": URLRouter(websocket_urlpatterns),
     }
