@@ -22,7 +22,9 @@ keystrokes and --opens page loads per size, each wait capped at 10 s, the whole 
   .venv/bin/python -m bench.browser --sizes 1000 --keys 20 --opens 2     # quick
 
 With several --repo, every server runs at once and the measurements alternate between
-them (open, open, ..., then typing, size by size), so a busy machine weighs on each alike.
+them, size by size: the opens one by one, then the typing in --rounds runs per checkout,
+each round begun by the next checkout (whichever types second tends to look slower), so a
+busy machine weighs on each alike.
 The documents are bench/workloads.py's Markdown (headings, paragraphs, lists, code).
 Prints a Markdown table and writes JSON to bench/results/browser.json.
 """
@@ -191,18 +193,26 @@ def measure_typing(
     ka = a.evaluate("window.__bench")
     kb = b.evaluate("window.__bench")
     n = min(len(ka["keys"]), len(kb["remote"]), len(kb["remotePaint"]))
-    remote = [kb["remote"][i] - ka["keys"][i] for i in range(n)]
-    painted = [kb["remotePaint"][i] - ka["keys"][i] for i in range(n)]
     same = a.evaluate("document.getElementById('editor').value") == b.evaluate(
         "document.getElementById('editor').value"
     )
     a.context.close()
     b.context.close()
     return {
-        "remote_ms": summary(remote),
-        "remote_painted_ms": summary(painted),
-        "typist_to_frame_ms": summary(ka["typed"]),
+        "remote": [kb["remote"][i] - ka["keys"][i] for i in range(n)],
+        "painted": [kb["remotePaint"][i] - ka["keys"][i] for i in range(n)],
+        "typist": list(ka["typed"]),
         "converged": same,
+    }
+
+
+def typing_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The samples of several typing runs of one case, together."""
+    return {
+        "remote_ms": summary([x for r in runs for x in r["remote"]]),
+        "remote_painted_ms": summary([x for r in runs for x in r["painted"]]),
+        "typist_to_frame_ms": summary([x for r in runs for x in r["typist"]]),
+        "converged": all(r["converged"] for r in runs),
     }
 
 
@@ -217,6 +227,13 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000,1000000", help="document sizes in bytes")
     parser.add_argument("--keys", type=int, default=60, help="keystrokes per size")
     parser.add_argument("--opens", type=int, default=5, help="page loads per size")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="typing runs per size and checkout, alternating between checkouts (the keys "
+        "are shared out among them): the one measured second is not always the same",
+    )
     parser.add_argument("--budget", type=float, default=600, help="seconds for the whole run")
     parser.add_argument(
         "--reader",
@@ -254,7 +271,16 @@ def main() -> int:
                 for _ in range(args.opens):
                     for label, url in urls.items():
                         opens[label].append(measure_open(browser, url, 1, deadline))
-                for label, url in urls.items():
+                typing: dict[str, list[dict[str, Any]]] = {label: [] for label in repos}
+                per_round = max(1, args.keys // max(1, args.rounds))
+                for r in range(max(1, args.rounds)):
+                    # Alternate which checkout types first in each round.
+                    order = list(urls.items())
+                    for label, url in order[r % len(order) :] + order[: r % len(order)]:
+                        typing[label].append(
+                            measure_typing(browser, url, per_round, deadline, args.reader)
+                        )
+                for label in urls:
                     times = [o["open_ms"]["p50"] for o in opens[label] if o["open_ms"]["n"]]
                     warm = [o["warm_open_ms"]["p50"] for o in opens[label] if o["open_ms"]["n"]]
                     case = {
@@ -265,7 +291,7 @@ def main() -> int:
                         ),
                         "loadavg": os.getloadavg(),
                     }
-                    case.update(measure_typing(browser, url, args.keys, deadline, args.reader))
+                    case.update(typing_summary(typing[label]))
                     results["cases"][label][str(size)] = case
                     print(f"{label} {size}: {json.dumps(case)}", file=sys.stderr)
             browser.close()
