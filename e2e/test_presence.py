@@ -260,6 +260,34 @@ def test_carets_and_selections_show_in_everyone_elses_editor(
     eventually(lambda: selection_text(cy) == "", 5, "Bob's selection gone from Cy's page")
 
 
+def value(page: Page) -> str:
+    return str(page.locator("#editor").evaluate("el => el.value"))
+
+
+def test_a_click_on_someone_s_caret_puts_mine_there(
+    new_page: NewPage, make_document: MakeDocument
+) -> None:
+    """A caret's hover area (for its name) reaches a few pixels to each side; a click
+    there is a click in the text, and what is typed next lands there. (It used to go to
+    the browser, which put its selection in the caret's name label: nothing could be
+    typed.)"""
+    doc = make_document("Click", "Hi world\n")
+    ada = open_as(new_page, doc.path, "Ada")
+    open_as(new_page, doc.path, "Bob")  # his caret at the start, where a page opens
+    eventually(lambda: caret_offsets(ada, "Bob") == [0], 5, "Bob's caret on Ada's page")
+    line = ada.locator("#editor .cm-line").first.bounding_box()
+    assert line is not None
+    for dx in range(6):  # on the caret and its hover area
+        place(ada, 8)
+        ada.mouse.click(line["x"] + dx, line["y"] + line["height"] / 2)
+        in_label = "() => !!getSelection().anchorNode?.parentElement?.closest('.remote-caret')"
+        assert ada.evaluate(in_label) is False, dx
+        ada.keyboard.type("Z")
+        eventually(lambda: value(ada).count("Z") == 1, 5, f"the Z typed after a click at +{dx}")
+        assert value(ada).index("Z") in (0, 1), (dx, value(ada))
+        ada.keyboard.press("Backspace")
+
+
 def test_clicking_a_person_scrolls_to_their_caret(
     new_page: NewPage, make_document: MakeDocument
 ) -> None:

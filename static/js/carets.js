@@ -88,8 +88,11 @@ class CaretWidget extends WidgetType {
     if (moved) flashLabel(dom.firstChild);
   }
 
+  /** A click on someone's caret (its hover area reaches 5 px to each side) is a click
+   * in the text there: ignored, it went to the browser, which left no caret in a widget
+   * it cannot edit, and what was typed next was lost. */
   ignoreEvent() {
-    return true;
+    return false;
   }
 }
 

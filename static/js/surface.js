@@ -333,10 +333,15 @@ export class TandemEditor extends HTMLElement {
   applyRemote(delta, next) {
     const view = this.view;
     if (!view.composing) this.flushPending();
-    const changes = view.state.changes(deltaToChanges(delta));
+    const specs = deltaToChanges(delta);
+    const changes = view.state.changes(specs);
     // Keep the line at the top of the view where it is (text inserted above it would
-    // otherwise push what I am reading down); at the very top, show the new text.
-    const effects = view.scrollDOM.scrollTop > 0 ? [view.scrollSnapshot().map(changes)] : [];
+    // otherwise push what I am reading down); at the very top, show the new text. Only
+    // a change above that line can move it: reading the scroll position forces a layout,
+    // so it is read only then (the visible range is CodeMirror's, from its last measure).
+    const top = view.visibleRanges.length ? view.visibleRanges[0].from : 0;
+    const above = specs.length > 0 && specs[0].from < top;
+    const effects = above && view.scrollDOM.scrollTop > 0 ? [view.scrollSnapshot().map(changes)] : [];
     view.dispatch({
       changes,
       effects,
