@@ -2,7 +2,7 @@
 // sync client, the htmx WebSocket and the status indicator together. See
 // docs/protocol.md.
 
-import { StateEffect } from "@codemirror/state";
+import { ChangeSet, StateEffect } from "@codemirror/state";
 import { EditorView } from "@codemirror/view";
 import { SyncClient } from "./sync-client.js";
 import { caretId, remoteCarets, scrollToCaret, showCarets } from "./carets.js";
@@ -32,6 +32,7 @@ function start() {
 
   let connection = null;
   let pendingCarets = null; // a carets frame for a version this page does not hold yet
+  let shownSoon = null; // {carets, since}: placed in my text, to draw with the next frame
   let selectionTimer = null;
   let heldMessages = null; // messages that wait for an IME composition to end
   const updateStatus = bindStatus(statusEl);
@@ -93,6 +94,7 @@ function start() {
       remoteCarets,
       previewMarks(),
       EditorView.updateListener.of((u) => {
+        if (u.docChanged && shownSoon) shownSoon.since = shownSoon.since.composeDesc(u.changes.desc);
         if (u.selectionSet && !u.docChanged) selectionMoved(); // edits carry it anyway
       }),
     ]),
@@ -108,7 +110,19 @@ function start() {
       if (id === myCaret) continue;
       carets.push({ id, name, hue, anchor: client.toLocal(anchor), head: client.toLocal(head) });
     }
-    showCarets(view, carets);
+    // Drawn with the next frame, not now: a change that arrives meanwhile (mine or
+    // someone's) is applied first instead of waiting behind the editor's update for the
+    // carets, and the carets are mapped through it.
+    if (!shownSoon) requestAnimationFrame(showCaretsNow);
+    shownSoon = { carets, since: ChangeSet.empty(view.state.doc.length).desc };
+  }
+
+  function showCaretsNow() {
+    const soon = shownSoon;
+    shownSoon = null;
+    if (!soon) return;
+    const at = (pos) => soon.since.mapPos(pos, -1); // as the carets' own field maps them
+    showCarets(view, soon.carets.map((c) => ({ ...c, anchor: at(c.anchor), head: at(c.head) })));
   }
 
   // My caret moved without an edit: a sync without ops says where (coalesced: one per
