@@ -35,6 +35,7 @@ from collab.protocol import (
     PreviewReply,
     Push,
 )
+from collab.render_thread import in_render_thread
 from collab.roster import Roster
 
 log = logging.getLogger("tandem.collab")
@@ -208,7 +209,7 @@ class Broadcaster:
         base = self.preview_generation
         # Usually well under a millisecond, but a change that turns the rest of a large
         # document into a code block re-renders all of it: keep that off the event loop.
-        preview_html = await asyncio.to_thread(self._preview.update, text)
+        preview_html = await in_render_thread(self._preview.update, text)
         if preview_html is not None:
             self.preview_generation += 1
             self._preview_blocks = list(self._preview.blocks)

@@ -52,6 +52,7 @@ from collab.protocol import (
     parse_call,
     parse_reply,
 )
+from collab.render_thread import in_render_thread
 from collab.room import LIVE_PREVIEW_BLOCK_LIMIT, Room
 from collab.sequencer import RoomGone
 from collab.storage_thread import in_store_thread
@@ -207,7 +208,7 @@ class Host:
         engine = DocumentEngine(log_)
         # Rendering a large document takes a while: not on the event loop.
         preview = PreviewState(block_limit=LIVE_PREVIEW_BLOCK_LIMIT)
-        await asyncio.to_thread(preview.render_full, engine.text)
+        await in_render_thread(preview.render_full, engine.text)
         return Room(
             doc_id,
             engine,
