@@ -24,6 +24,15 @@ def sync(**fields: Any) -> str:
     return json.dumps(message)
 
 
+async def hostile_and_other(doc_id: str) -> tuple[Editor, Editor]:
+    """The editor sending hostile frames, and another one on the same document, both
+    connected."""
+    hostile, other = Editor(doc_id, CID), Editor(doc_id, "tab-other-001")
+    await hostile.connect()
+    await other.connect()
+    return hostile, other
+
+
 BAD_REQUEST = [
     # not a message
     "not json",
@@ -104,9 +113,7 @@ BAD_REQUEST = [
 @pytest.mark.parametrize("frame", BAD_REQUEST, ids=range(len(BAD_REQUEST)))
 async def test_a_malformed_frame_is_bad_request_and_nothing_changes(frame: str) -> None:
     doc_id = await new_document(TEXT)
-    hostile, other = Editor(doc_id, CID), Editor(doc_id, "tab-other-001")
-    await hostile.connect()
-    await other.connect()
+    hostile, other = await hostile_and_other(doc_id)
     assert hostile.comm is not None
     await hostile.comm.send_to(text_data=frame)
     error = await hostile.receive()
@@ -156,9 +163,7 @@ async def test_documented_refusals_of_well_formed_requests() -> None:
 
 async def test_an_oversized_frame_is_refused_unparsed_with_4413() -> None:
     doc_id = await new_document(TEXT)
-    hostile, other = Editor(doc_id, CID), Editor(doc_id, "tab-other-001")
-    await hostile.connect()
-    await other.connect()
+    hostile, other = await hostile_and_other(doc_id)
     assert hostile.comm is not None
     # Not JSON at all: refused by its length, before any parsing.
     await hostile.comm.send_to(text_data="[" * (P.MAX_FRAME_BYTES + 1))
@@ -188,9 +193,7 @@ HOSTILE_NAMES: list[Any] = [
 @pytest.mark.parametrize("name", HOSTILE_NAMES, ids=range(len(HOSTILE_NAMES)))
 async def test_a_display_name_of_any_shape_is_cleaned(name: Any) -> None:
     doc_id = await new_document(TEXT)
-    hostile, other = Editor(doc_id, CID), Editor(doc_id, "tab-other-001")
-    await hostile.connect()
-    await other.connect()
+    hostile, other = await hostile_and_other(doc_id)
     assert hostile.comm is not None
     frame = json.dumps({"type": "hello", "name": name})
     if len(frame) > P.MAX_FRAME_BYTES:
@@ -210,9 +213,7 @@ async def test_a_display_name_of_any_shape_is_cleaned(name: Any) -> None:
 
 async def test_a_selection_past_the_text_never_reaches_other_editors_unclamped() -> None:
     doc_id = await new_document(TEXT)
-    hostile, other = Editor(doc_id, CID), Editor(doc_id, "tab-other-001")
-    await hostile.connect()
-    await other.connect()
+    hostile, other = await hostile_and_other(doc_id)
     assert (await other.sync(1, []))["type"] == "ack"
     assert hostile.comm is not None
     await hostile.comm.send_to(text_data=sync(sel=[5, 2**53 - 1]))
