@@ -985,10 +985,10 @@ def test_preview_blocks_are_laid_over_the_text(unit_page: Page) -> None:
     r = run(
         unit_page,
         r"""
-        const { Text } = await import('@codemirror/state');
+        const { EditorState } = await import('@codemirror/state');  // the page's bundle only
         const M = await import('/static/js/preview-marks.js');
         const text = '\n \n# T😀\n\npara one\ntwo\n \t\n\n- a\n\n  b\n\n';
-        const doc = Text.of(text.split('\n'));
+        const doc = EditorState.create({ doc: text }).doc;
         const starts = M.layBlocks(doc, [5, 12, 8]);
         const at = [0, 3, 8, 9, 10, 22, 26, 27, text.length].map((p) => M.blockAt(starts, p));
         // Lengths that no longer fit (the preview trails the text): never past the end.
@@ -1008,11 +1008,11 @@ def test_preview_blocks_are_walked_only_as_far_as_a_caret_needs(unit_page: Page)
     r = run(
         unit_page,
         r"""
-        const { Text } = await import('@codemirror/state');
+        const { EditorState } = await import('@codemirror/state');  // the page's bundle only
         const M = await import('/static/js/preview-marks.js');
         const blocks = Array.from({length: 300}, (_, i) => i % 7 ? `para ${i} 😀\nline` : `# H${i}`);
         const text = '\n' + blocks.join('\n\n \n') + '\n';
-        const doc = Text.of(text.split('\n'));
+        const doc = EditorState.create({ doc: text }).doc;
         const preview = document.createElement('div');
         for (const b of blocks) {
           const section = document.createElement('section');
@@ -1047,7 +1047,7 @@ def test_a_changed_preview_keeps_the_walk_before_its_first_change(unit_page: Pag
     r = run(
         unit_page,
         r"""
-        const { Text, ChangeSet } = await import('@codemirror/state');
+        const { ChangeSet, EditorState } = await import('@codemirror/state');
         const M = await import('/static/js/preview-marks.js');
         let seed = 7;
         const rand = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
@@ -1063,7 +1063,7 @@ def test_a_changed_preview_keeps_the_walk_before_its_first_change(unit_page: Pag
         let reused = 0;
         for (let trial = 0; trial < 40; trial++) {
           const blocks = Array.from({length: 20 + rand(30)}, block);
-          let doc = Text.of(('\n' + blocks.join('\n\n')).split('\n'));
+          let doc = EditorState.create({ doc: '\n' + blocks.join('\n\n') }).doc;
           const preview = document.createElement('div');
           for (const b of blocks) preview.append(section(b.length));
           const observer = new MutationObserver(() => {});

@@ -121,7 +121,7 @@ async def test_a_static_file_is_answered_as_django_answered_it(
         "surface": hashed(collected, "js/surface.js"),
         "plain": "/static/js/surface.js",
         "favicon": "/static/favicon.svg",
-        "vendor": hashed(collected, "vendor/codemirror/@codemirror/view/index.js"),
+        "vendor": hashed(collected, "vendor/codemirror/codemirror.js"),
     }[which]
     behind = Refuse()
     fast = await fetch(StaticFiles(behind), path, method, **headers)
@@ -193,7 +193,7 @@ async def test_a_big_file_is_sent_in_chunks(
 ) -> None:
     monkeypatch.setattr(static, "INLINE_MAX_BYTES", 1000)
     monkeypatch.setattr(static, "CHUNK_BYTES", 4096)
-    path = hashed(collected, "vendor/codemirror/@codemirror/view/index.js")
+    path = hashed(collected, "vendor/codemirror/codemirror.js")
     original = (collected / path.removeprefix("/static/")).read_bytes()
     assert len(original) > 3 * 4096
     status, headers, body = await fetch(StaticFiles(Refuse()), path)

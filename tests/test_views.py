@@ -25,6 +25,7 @@ from editor.models import Document
 from editor.views import PAGE_PREVIEW_MAX_CHARS, text_chunks
 from tests.conftest import htmx
 from tests.html import parse
+from tests.test_vendored import vendored_imports
 
 pytestmark = pytest.mark.django_db
 
@@ -436,9 +437,10 @@ def test_editor_page_import_map_resolves_every_module_to_a_static_file(
     imports = json.loads(script.text)["imports"]
     for name in ["@codemirror/state", "@codemirror/view", "@lezer/markdown", "/static/js/delta.js"]:
         assert imports[name].startswith("/static/"), name
-    vendored = REPO / "static" / "vendor" / "codemirror"
-    packages = {p.parent.relative_to(vendored).as_posix() for p in vendored.rglob("index.js")}
-    assert packages <= set(imports), packages - set(imports)
+    # Every package static/js/ imports from resolves to the one vendored bundle.
+    bundle = imports["@codemirror/view"]
+    assert bundle.startswith("/static/vendor/codemirror/codemirror.")
+    assert {imports[name] for name in vendored_imports()} == {bundle}
     preloads = {e.attrs["href"] for e in page.all if e.attrs.get("rel") == "modulepreload"}
     assert set(imports.values()) <= preloads
 
