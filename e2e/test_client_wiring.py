@@ -499,3 +499,38 @@ def test_text_typed_before_the_script_runs_is_kept(
     expect(page.locator("#status")).to_have_attribute("data-state", "connected")
     wait_synced(page, fake)
     assert fake.text == "Hello early"
+
+
+def test_the_socket_opens_while_the_editor_loads_and_waits_for_it(
+    open_editor: Callable[..., Page], fake: FakeTandem, editor_url: str
+) -> None:
+    # editor.js imports the editor (editing.js: CodeMirror) without holding up
+    # DOMContentLoaded, so htmx opens the socket meanwhile. Until the editor is here the
+    # page says "connecting", sends nothing, and keeps what the server says for it.
+    page = open_editor(navigate=False)
+    held: list[Any] = []
+    page.route("**/static/js/editing.js", lambda route: held.append(route))
+    page.goto(editor_url, wait_until="commit")
+    for _ in range(200):  # Playwright calls the route handler only while we call it
+        if len(fake.conns) == 1 and held:
+            break
+        page.wait_for_timeout(25)
+    assert len(fake.conns) == 1 and held, "the socket opens while the editor is held"
+    fake.remote([{"retain": 5}, {"insert": " world"}])  # a poke, before the editor is here
+    # Someone's caret after "Hello", as of the version after the "!" typed below: said
+    # once, now, and not again (it does not move).
+    carets = [["x1", "Ada", 200, 5, 5]]
+    fake.broadcast(json.dumps({"type": "carets", "version": fake.version + 1, "carets": carets}))
+    page.locator("#editor textarea").click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type("!")  # into the server's text area: the editor picks it up
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.getElementById('status').dataset.state") == "connecting"
+    assert "connected" not in page.evaluate("window.__states")
+    assert fake.frames == [] and fake.hellos == []
+    held[0].continue_()
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+    wait_synced(page, fake)
+    assert fake.text == value(page) == "Hello world!"
+    assert len(fake.conns) == 1 and len(fake.hellos) == 1
+    expect(page.locator(".remote-caret-label")).to_have_text("Ada")

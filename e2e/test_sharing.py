@@ -114,6 +114,9 @@ def test_owner_shares_an_editor_co_edits_a_viewer_reads_and_reset_disconnects(
     connected(viewer)
     expect(viewer.locator("#read-only")).to_be_visible()
     assert viewer.locator("#editor").evaluate("el => el.readOnly")
+    # readonly.js set it before the editor module defined the element: the element's own
+    # readOnly (the attribute's reflection) is back in charge, not a stale plain property.
+    assert viewer.locator("#editor").evaluate("el => !Object.hasOwn(el, 'readOnly')")
     owner.locator("#editor").click()
     owner.keyboard.press("End")
     owner.keyboard.type("!")

@@ -46,18 +46,22 @@ export function saveName(name, storage = window.localStorage) {
 }
 
 /**
+ * Made before htmx opens the socket (at DOMContentLoaded), so every event is seen; the
+ * editor comes later (attach): until then the socket may open and frames arrive, and
+ * they wait. "connected" means the socket is open and the editor attached.
  * @param {object} o
  * @param {HTMLElement} o.element   the element with ws-connect (#collab)
  * @param {object} o.htmx           window.htmx, with the ws extension registered
- * @param {import('./sync-client.js').SyncClient} o.client
- * @param {(msg: object) => void} o.onMessage  parsed JSON frames
  * @param {(s: {state: string, message?: string}) => void} o.onState
  * @param {{closeRetry: number, closeMessages: Object<string, string>}} o.protocol
  * @param {string} o.name
- * @returns {{send: (json: string) => void, state: () => string, rename: (name: string) => void}}
+ * @returns {{send: (json: string) => void, state: () => string, rename: (name: string) => void,
+ *   attach: (client: import('./sync-client.js').SyncClient, onMessage: (msg: object) => void) => void}}
  */
 export function connect(o) {
-  const { element, htmx, client } = o;
+  const { element, htmx } = o;
+  let session = null; // {client, onMessage}, from attach()
+  let held = []; // JSON frames from the open socket before attach()
   let latest = null; // the newest socket the extension created
   let open = null; // the socket that is open now, if any
   let wrapper = null; // the extension's socketWrapper
@@ -76,7 +80,7 @@ export function connect(o) {
   };
 
   function state() {
-    if (open) return "connected";
+    if (open && session) return "connected";
     return everOpened || final ? "offline" : "connecting";
   }
 
@@ -103,12 +107,21 @@ export function connect(o) {
     wrapper = e.detail.socketWrapper;
     wrapper.queue.length = 0; // nothing may go out after our own resend
     open = socket;
-    everOpened = true;
     closeRetries = 0;
+    if (session) begin();
+  });
+
+  /** The socket is open and the editor is here: say hello, sync, and hand over what
+   * arrived meanwhile. */
+  function begin() {
+    everOpened = true;
     report();
     send(JSON.stringify({ type: "hello", name: o.name }));
-    client.open();
-  });
+    session.client.open();
+    const frames = held;
+    held = [];
+    frames.forEach(session.onMessage);
+  }
 
   element.addEventListener("htmx:wsClose", (e) => {
     const socket = e.detail.event.target;
@@ -116,7 +129,8 @@ export function connect(o) {
     wrapper = e.detail.socketWrapper || wrapper;
     if (socket === open) {
       open = null;
-      client.close();
+      held = []; // the next socket's hello and sync bring all of it again
+      if (session) session.client.close();
       report();
     }
     if (socket !== latest) return; // a discarded socket closing late
@@ -153,7 +167,8 @@ export function connect(o) {
       notice = null; // saved again
       report();
     }
-    o.onMessage(msg);
+    if (session) session.onMessage(msg);
+    else held.push(msg);
   });
 
   // The browser knows the network is gone: a socket can look open for minutes before TCP
@@ -172,7 +187,8 @@ export function connect(o) {
   // Idle sync and a watchdog for a connection that died without closing. Timers are
   // throttled in a background tab, but the socket stays open and pushes still arrive.
   setInterval(() => {
-    if (!open) return;
+    if (!open || !session) return;
+    const { client } = session;
     if (client.inFlight && Date.now() - client.inFlight.sentAt > STUCK_MS && wrapper) {
       console.warn("tandem: no answer; reconnecting");
       wrapper.reconnect();
@@ -184,9 +200,17 @@ export function connect(o) {
   /** A new display name: said at once, and again on every reconnect. */
   function rename(name) {
     o.name = name;
-    send(JSON.stringify({ type: "hello", name }));
+    if (session) send(JSON.stringify({ type: "hello", name }));
+  }
+
+  /** The editor is here: from now on frames go to it (and, once the socket is open,
+   * it syncs). */
+  function attach(client, onMessage) {
+    session = { client, onMessage };
+    if (open) begin();
+    else report();
   }
 
   report();
-  return { send, state, rename };
+  return { send, state, rename, attach };
 }

@@ -1,13 +1,11 @@
-// Entry point of the editor page: wires the editing surface (#editor, surface.js), the
-// sync client, the htmx WebSocket and the status indicator together. See
-// docs/protocol.md.
+// Entry point of the editor page: the socket first, the editor second. This module
+// hooks into htmx's WebSocket (connection.js) before htmx opens it at DOMContentLoaded,
+// and imports the editor (editing.js: CodeMirror behind #editor, the sync client,
+// carets) without making DOMContentLoaded wait for it: the socket's handshake and
+// CodeMirror's compile overlap instead of following each other. Frames that arrive
+// before the editor wait in connection.js, and #status says connected only once both
+// are here. See docs/protocol.md.
 
-import { ChangeSet, StateEffect } from "@codemirror/state";
-import { EditorView } from "@codemirror/view";
-import { SyncClient } from "./sync-client.js";
-import { caretId, remoteCarets, scrollToCaret, showCarets } from "./carets.js";
-import { previewMarks } from "./preview-marks.js";
-import "./surface.js"; // defines <tandem-editor>, which takes over #editor
 import { connect, displayName, saveName } from "./connection.js";
 import { bindName, renameMe, watchPresence } from "./presence.js";
 import { bindStatus } from "./status.js";
@@ -18,139 +16,30 @@ const statusEl = document.getElementById("status");
 const collab = document.getElementById("collab");
 const protocolEl = document.getElementById("tandem-protocol");
 
-if (surface && surface.bindSync && statusEl && collab && protocolEl) start();
+if (surface && statusEl && collab && protocolEl) start();
 
 function start() {
   keepReadOnly(); // a view link: before anything can be typed
-  // The shadow is the text the page was rendered with (the surface read it from the
-  // server's fallback text area; anything typed there since is reported by bindSync
-  // as one local edit on top of it).
-  const initial = surface.initialText;
   // Close codes and limits, from the server's protocol module.
   const protocol = JSON.parse(protocolEl.textContent);
   const version = Number(statusEl.dataset.version) || 0;
-
-  let connection = null;
-  let pendingCarets = null; // a carets frame for a version this page does not hold yet
-  let shownSoon = null; // {carets, since}: placed in my text, to draw with the next frame
-  let selectionTimer = null;
-  let heldMessages = null; // messages that wait for an IME composition to end
   const updateStatus = bindStatus(statusEl);
   let connState = { state: "connecting" };
-
-  const client = new SyncClient({
-    text: initial,
-    version,
-    maxBytes: protocol.maxRequestBytes,
-    send: (json) => connection && connection.send(json),
-    onRemote: (delta, text) => editor.applyRemote(delta, text),
-    onChange: () => {
-      showStatus();
-      // Not now: this may run while the surface reports an edit, inside its dispatch.
-      queueMicrotask(placeCarets);
-    },
-    getSelection: () => editor.selection(),
-    fetchLatest: async () => {
-      const url = `/api/documents/${encodeURIComponent(collab.dataset.document)}/`;
-      const response = await fetch(url, { credentials: "same-origin" });
-      if (!response.ok) throw new Error(`The server answered ${response.status}.`);
-      const doc = await response.json();
-      return { text: doc.text, version: doc.version };
-    },
-  });
-
-  const editor = surface.bindSync({
-    onEdit: (delta) => client.edit(delta),
-    // A read-only editor sends no undo (the server would refuse it, as a viewer's).
-    onUndo: () => surface.readOnly || client.undo(),
-    onRedo: () => surface.readOnly || client.redo(),
-    onCompositionEnd: () => {
-      const held = heldMessages || [];
-      heldMessages = null;
-      held.forEach(deliver);
-    },
-  });
-
-  function deliver(msg) {
-    if (editor.isComposing()) {
-      // Changing the text now would break the composition: apply it afterwards.
-      (heldMessages ||= []).push(msg);
-      return;
-    }
-    editor.catchUp();
-    if (msg && msg.type === "carets") {
-      pendingCarets = msg;
-      placeCarets();
-      return;
-    }
-    client.receive(msg);
-  }
-
-  // -- other people's carets (carets.js) ----------------------------------------------
-  const view = surface.view;
-  const myCaret = caretId(client.cid);
-  view.dispatch({
-    effects: StateEffect.appendConfig.of([
-      remoteCarets,
-      previewMarks(),
-      EditorView.updateListener.of((u) => {
-        if (u.docChanged && shownSoon) shownSoon.since = shownSoon.since.composeDesc(u.changes.desc);
-        if (u.selectionSet && !u.docChanged) selectionMoved(); // edits carry it anyway
-      }),
-    ]),
-  });
-
-  function placeCarets() {
-    const msg = pendingCarets;
-    if (!msg || !view || client.version < msg.version) return; // kept until we get there
-    pendingCarets = null;
-    if (client.version > msg.version || !Array.isArray(msg.carets)) return; // the next one is newer
-    const carets = [];
-    for (const [id, name, hue, anchor, head] of msg.carets) {
-      if (id === myCaret) continue;
-      carets.push({ id, name, hue, anchor: client.toLocal(anchor), head: client.toLocal(head) });
-    }
-    // Drawn with the next frame, not now: a change that arrives meanwhile (mine or
-    // someone's) is applied first instead of waiting behind the editor's update for the
-    // carets, and the carets are mapped through it.
-    if (!shownSoon) requestAnimationFrame(showCaretsNow);
-    shownSoon = { carets, since: ChangeSet.empty(view.state.doc.length).desc };
-  }
-
-  function showCaretsNow() {
-    const soon = shownSoon;
-    shownSoon = null;
-    if (!soon) return;
-    const at = (pos) => soon.since.mapPos(pos, -1); // as the carets' own field maps them
-    showCarets(view, soon.carets.map((c) => ({ ...c, anchor: at(c.anchor), head: at(c.head) })));
-  }
-
-  // My caret moved without an edit: a sync without ops says where (coalesced: one per
-  // 150 ms at most, and none while a request is in flight: its answer comes first).
-  function selectionMoved() {
-    if (selectionTimer) return;
-    selectionTimer = setTimeout(function send() {
-      if (client.inFlight) {
-        selectionTimer = setTimeout(send, 100);
-        return;
-      }
-      selectionTimer = null;
-      client.flush(true);
-    }, 150);
-  }
-
-  // A click on someone in the presence list shows where they are.
-  document.addEventListener("click", (e) => {
-    const person = e.target instanceof Element && e.target.closest("#presence [data-name]");
-    if (person && !person.classList.contains("me")) scrollToCaret(view, person.dataset.name);
-  });
+  let editing = null; // {client, editor} once the editor is here
+  let connection = null;
+  let broken = null; // why the editor could not load, if it could not
 
   function showStatus() {
-    const failure = client.failure;
+    if (broken) {
+      updateStatus({ state: "offline", version, dirty: false, message: broken });
+      return;
+    }
+    const client = editing && editing.client;
+    const failure = client && client.failure;
     updateStatus({
       state: connState.state,
-      version: client.version,
-      dirty: client.hasUnsent(),
+      version: client ? client.version : version,
+      dirty: Boolean(client && client.hasUnsent()),
       message: connState.message || (failure ? `Not syncing: ${failure.message} Copy your text and reload.` : undefined),
     });
   }
@@ -176,10 +65,8 @@ function start() {
     connection = connect({
       element: collab,
       htmx: window.htmx,
-      client,
       protocol,
       name: myName,
-      onMessage: deliver,
       onState: (s) => {
         connState = s;
         showStatus();
@@ -190,11 +77,16 @@ function start() {
   }
   showStatus();
 
-  window.addEventListener("beforeunload", (e) => {
-    if (client.hasUnsent() || editor.isComposing()) {
-      e.preventDefault();
-      e.returnValue = ""; // older browsers need this to ask
-    }
+  import("./editing.js").then(
+    ({ startEditing }) => {
+      if (!surface.bindSync) throw new Error("#editor did not become the editor");
+      editing = startEditing({ surface, collab, protocol, version, connection, onChange: showStatus });
+      showStatus();
+    },
+  ).catch((err) => {
+    console.error("tandem: the editor did not load", err);
+    broken = "The editor did not load. Copy anything you typed, then reload the page.";
+    showStatus();
   });
 
   // Someone renamed the document: never replace the title field under the person who
@@ -215,7 +107,4 @@ function start() {
       if (title) document.title = `${title} · Tandem`;
     }).observe(titleHome, { childList: true });
   }
-
-  // For tests and debugging in the console.
-  window.tandem = { client, editor, connection };
 }

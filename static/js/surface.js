@@ -83,6 +83,13 @@ export class TandemEditor extends HTMLElement {
   }
 
   connectedCallback() {
+    // A script may have set readOnly on the plain element before this module defined it
+    // (readonly.js runs first): that own property would hide the accessor below.
+    if (Object.hasOwn(this, "readOnly")) {
+      const on = this.readOnly;
+      delete this.readOnly;
+      this.readOnly = on;
+    }
     if (!this.view) this.mount();
   }
 
