@@ -506,16 +506,11 @@ def test_the_socket_opens_while_the_editor_loads_and_waits_for_it(
 ) -> None:
     # editor.js imports the editor (editing.js: CodeMirror) without holding up
     # DOMContentLoaded, so htmx opens the socket meanwhile. Until the editor is here the
-    # page says "connecting", sends nothing, and keeps what the server says for it.
+    # page says "connecting", sends only its name, and keeps what the server says for
+    # it. (The real server pokes and sends carets only after a first sync; a fake that
+    # does so earlier checks that nothing is lost whatever comes.)
     page = open_editor(navigate=False)
-    held: list[Any] = []
-    page.route("**/static/js/editing.js", lambda route: held.append(route))
-    page.goto(editor_url, wait_until="commit")
-    for _ in range(200):  # Playwright calls the route handler only while we call it
-        if len(fake.conns) == 1 and held:
-            break
-        page.wait_for_timeout(25)
-    assert len(fake.conns) == 1 and held, "the socket opens while the editor is held"
+    editing = hold_the_editor(page, editor_url, fake)
     fake.remote([{"retain": 5}, {"insert": " world"}])  # a poke, before the editor is here
     # Someone's caret after "Hello", as of the version after the "!" typed below: said
     # once, now, and not again (it does not move).
@@ -527,10 +522,54 @@ def test_the_socket_opens_while_the_editor_loads_and_waits_for_it(
     page.wait_for_timeout(300)
     assert page.evaluate("document.getElementById('status').dataset.state") == "connecting"
     assert "connected" not in page.evaluate("window.__states")
-    assert fake.frames == [] and fake.hellos == []
-    held[0].continue_()
+    assert len(fake.hellos) == 1 and fake.syncs() == []
+    editing.continue_()
     expect(page.locator("#status")).to_have_attribute("data-state", "connected")
     wait_synced(page, fake)
     assert fake.text == value(page) == "Hello world!"
     assert len(fake.conns) == 1 and len(fake.hellos) == 1
     expect(page.locator(".remote-caret-label")).to_have_text("Ada")
+
+
+def hold_the_editor(page: Page, editor_url: str, fake: FakeTandem) -> Any:
+    """Open the page with editing.js held back once the socket is open; its route."""
+    held: list[Any] = []
+    before = len(fake.conns)
+    page.route("**/static/js/editing.js", lambda route: held.append(route))
+    page.goto(editor_url, wait_until="commit")
+    for _ in range(200):  # Playwright calls the route handler only while we call it
+        if len(fake.conns) > before and held:
+            break
+        page.wait_for_timeout(25)
+    assert len(fake.conns) == before + 1 and held
+    return held[0]
+
+
+def test_leaving_with_text_typed_before_the_editor_loaded_asks_first(
+    open_editor: Callable[..., Page], fake: FakeTandem, editor_url: str
+) -> None:
+    page = open_editor(navigate=False)
+    hold_the_editor(page, editor_url, fake)
+    with page.expect_event("close"):
+        page.close(run_before_unload=True)  # nothing typed: no question
+    page = open_editor(navigate=False)
+    hold_the_editor(page, editor_url, fake)
+    page.locator("#editor textarea").click()
+    page.keyboard.type("draft")
+    with page.expect_event("dialog") as info:
+        page.close(run_before_unload=True)
+    assert info.value.type == "beforeunload"
+    info.value.dismiss()
+    assert not page.is_closed()
+
+
+def test_an_editor_that_cannot_load_says_so_and_leaves_the_room(
+    open_editor: Callable[..., Page], fake: FakeTandem, editor_url: str
+) -> None:
+    page = open_editor(navigate=False)
+    hold_the_editor(page, editor_url, fake).abort()
+    expect(page.locator("#status")).to_have_attribute("data-state", "offline")
+    expect(page.locator("#status")).to_contain_text("The editor did not load")
+    eventually(lambda: fake.conns[0].close_code == 1000, what="the socket closed")
+    page.wait_for_timeout(1500)  # longer than the first reconnect delays
+    assert len(fake.conns) == 1 and fake.syncs() == []

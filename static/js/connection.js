@@ -56,7 +56,8 @@ export function saveName(name, storage = window.localStorage) {
  * @param {{closeRetry: number, closeMessages: Object<string, string>}} o.protocol
  * @param {string} o.name
  * @returns {{send: (json: string) => void, state: () => string, rename: (name: string) => void,
- *   attach: (client: import('./sync-client.js').SyncClient, onMessage: (msg: object) => void) => void}}
+ *   attach: (client: import('./sync-client.js').SyncClient, onMessage: (msg: object) => void) => void,
+ *   stop: (message: string) => void}}
  */
 export function connect(o) {
   const { element, htmx } = o;
@@ -100,23 +101,24 @@ export function connect(o) {
   element.addEventListener("htmx:wsOpen", (e) => {
     const socket = e.detail.event.target;
     if (!latest) latest = socket; // created before our hook was in place
-    if (socket !== latest) {
-      socket.close(); // an older attempt that opened late: keep one socket
+    if (socket !== latest || final) {
+      socket.close(); // an older attempt that opened late (keep one socket), or stopped
       return;
     }
     wrapper = e.detail.socketWrapper;
     wrapper.queue.length = 0; // nothing may go out after our own resend
     open = socket;
     closeRetries = 0;
+    // My name now, editor or not: others see it from the start.
+    send(JSON.stringify({ type: "hello", name: o.name }));
     if (session) begin();
   });
 
-  /** The socket is open and the editor is here: say hello, sync, and hand over what
-   * arrived meanwhile. */
+  /** The socket is open and the editor is here: sync, and hand over what arrived
+   * meanwhile. */
   function begin() {
     everOpened = true;
     report();
-    send(JSON.stringify({ type: "hello", name: o.name }));
     session.client.open();
     const frames = held;
     held = [];
@@ -200,7 +202,7 @@ export function connect(o) {
   /** A new display name: said at once, and again on every reconnect. */
   function rename(name) {
     o.name = name;
-    if (session) send(JSON.stringify({ type: "hello", name }));
+    send(JSON.stringify({ type: "hello", name }));
   }
 
   /** The editor is here: from now on frames go to it (and, once the socket is open,
@@ -211,6 +213,15 @@ export function connect(o) {
     else report();
   }
 
+  /** The page cannot edit after all (its editor did not load): close for good, with
+   * the reason, rather than stay in the room as someone who says nothing. */
+  function stop(message) {
+    final = { code: 0, message };
+    for (const socket of new Set([open, latest])) if (socket) socket.close(1000);
+    open = null;
+    report();
+  }
+
   report();
-  return { send, state, rename, attach };
+  return { send, state, rename, attach, stop };
 }

@@ -17,7 +17,8 @@ import "./surface.js"; // defines <tandem-editor>, which takes over #editor
  * @param {number} o.version        the version the page was rendered at
  * @param {ReturnType<import('./connection.js').connect> | null} o.connection
  * @param {() => void} o.onChange   the sync state changed (for #status)
- * @returns {{client: SyncClient, editor: object}}
+ * @returns {{client: SyncClient, editor: object, deliver: (msg: object) => void}} what
+ *   editor.js attaches to the connection (deliver takes the JSON frames)
  */
 export function startEditing(o) {
   const { surface, collab, protocol, version, connection } = o;
@@ -137,15 +138,7 @@ export function startEditing(o) {
     if (person && !person.classList.contains("me")) scrollToCaret(view, person.dataset.name);
   });
 
-  window.addEventListener("beforeunload", (e) => {
-    if (client.hasUnsent() || editor.isComposing()) {
-      e.preventDefault();
-      e.returnValue = ""; // older browsers need this to ask
-    }
-  });
-
   // For tests and debugging in the console.
   window.tandem = { client, editor, connection };
-  if (connection) connection.attach(client, deliver);
-  return { client, editor };
+  return { client, editor, deliver };
 }

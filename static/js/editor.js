@@ -82,11 +82,28 @@ function start() {
       if (!surface.bindSync) throw new Error("#editor did not become the editor");
       editing = startEditing({ surface, collab, protocol, version, connection, onChange: showStatus });
       showStatus();
+      // Not inside the catch below: a frame that fails now is not a failure to load.
+      queueMicrotask(() => connection && connection.attach(editing.client, editing.deliver));
     },
-  ).catch((err) => {
-    console.error("tandem: the editor did not load", err);
-    broken = "The editor did not load. Copy anything you typed, then reload the page.";
-    showStatus();
+    (err) => {
+      console.error("tandem: the editor did not load", err);
+      broken = "The editor did not load. Copy anything you typed, then reload the page.";
+      if (connection) connection.stop(broken);
+      showStatus();
+    },
+  );
+
+  // Leaving with something not yet saved asks first. Before the editor is here, what is
+  // unsaved is whatever was typed into the server's text area.
+  window.addEventListener("beforeunload", (e) => {
+    const area = editing ? null : surface.querySelector("textarea");
+    const unsaved = editing
+      ? editing.client.hasUnsent() || editing.editor.isComposing()
+      : Boolean(area && area.value !== area.defaultValue);
+    if (unsaved) {
+      e.preventDefault();
+      e.returnValue = ""; // older browsers need this to ask
+    }
   });
 
   // Someone renamed the document: never replace the title field under the person who
