@@ -6,8 +6,8 @@ Measured with the pages' own clocks (performance.timeOrigin + performance.now())
            (B's applyRemote returned), and until B's next frame after that ("painted")
   typist   A's keydown until A's next frame has been produced (requestAnimationFrame, then
            a task: the frame that shows the character)
-  open     navigation start until #status says connected (the editor is mounted and
-           editable before the socket opens), plus the page's transferred bytes
+  open     navigation start until #status says connected (the socket is open and the
+           editor mounted and attached to it), plus the page's transferred bytes
 
 Keystrokes are sequential (the next one once B holds the previous one, then 30 ms), so
 each number is one keystroke's own path, not a queue; typing starts 2 s after A's caret
@@ -20,6 +20,7 @@ keystrokes and --opens page loads per size, each wait capped at 10 s, the whole 
   .venv/bin/python -m bench.browser                      # 1 KB and 1 MB, this checkout
   .venv/bin/python -m bench.browser --repo before=/tmp/before --repo after=.   # compare
   .venv/bin/python -m bench.browser --sizes 1000 --keys 20 --opens 2     # quick
+  .venv/bin/python -m bench.browser --delay-ms 5    # the pages a LAN away (10 ms round trip)
 
 With several --repo, every server runs at once and the measurements alternate between
 them, size by size: the opens one by one, then the typing in --rounds runs per checkout,
@@ -32,6 +33,7 @@ Prints a Markdown table and writes JSON to bench/results/browser.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -46,6 +48,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 if __package__ in {None, ""}:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.lan import Lan
 from bench.server import REPO, TandemServer
 from bench.workloads import markdown_document
 
@@ -241,6 +244,13 @@ def main() -> int:
         help="page B only reads (nothing focused or selected) instead of having its caret in "
         "the text",
     )
+    parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=0,
+        help="pages reach each server through a forwarder that holds every chunk this long "
+        "each way (bench/lan.py): 5 is a 10 ms round trip, as on a LAN; 0 is loopback",
+    )
     parser.add_argument("--chromium", default=os.environ.get("TANDEM_CHROMIUM", ""))
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "browser.json")
     args = parser.parse_args()
@@ -254,9 +264,17 @@ def main() -> int:
         "loadavg_before": os.getloadavg(),
         "cases": {label: {} for label in repos},
     }
+    results["delay_ms"] = args.delay_ms
     servers = {label: TandemServer(repo=Path(path)).start() for label, path in repos.items()}
     try:
-        with sync_playwright() as p:
+        with contextlib.ExitStack() as stack, sync_playwright() as p:
+            # Where the pages reach each server: itself, or a LAN away.
+            page_base = {label: srv.base_url for label, srv in servers.items()}
+            if args.delay_ms > 0:
+                for label, srv in servers.items():
+                    lan = stack.enter_context(Lan(srv.port, args.delay_ms / 1000))
+                    page_base[label] = f"http://127.0.0.1:{lan.port}"
+
             launch: dict[str, Any] = {"args": CHROMIUM_ARGS}
             if chromium:
                 launch["executable_path"] = chromium
@@ -264,7 +282,7 @@ def main() -> int:
             for size in [int(s) for s in args.sizes.split(",")]:
                 text = markdown_document(size)
                 urls = {
-                    label: f"{srv.base_url}/d/{create_document(srv.base_url, text)}/"
+                    label: f"{page_base[label]}/d/{create_document(srv.base_url, text)}/"
                     for label, srv in servers.items()
                 }
                 opens: dict[str, list[dict[str, Any]]] = {label: [] for label in repos}
@@ -316,6 +334,8 @@ def main() -> int:
                 f" {c['remote_painted_ms']['p50']} / {c['remote_painted_ms']['p95']} |"
                 f" {c['typist_to_frame_ms']['p50']} / {c['typist_to_frame_ms']['p95']} |"
             )
+    if args.delay_ms:
+        print(f"pages a LAN away: {args.delay_ms} ms each way")
     print(f"load average before {results['loadavg_before']}, after {results['loadavg_after']}")
     return 0
 

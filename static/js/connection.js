@@ -71,9 +71,17 @@ export function connect(o) {
   let notice = null; // the server's `notice` (it cannot save), until the next answer
   let closeRetries = 0;
 
+  let backOnline = false; // the browser came back online while an attempt was in flight
+
   htmx.config.allowScriptTags = false;
-  // The extension resets this when it registers, which has happened by now.
-  htmx.config.wsReconnectDelay = reconnectDelay;
+  // The extension resets this when it registers, which has happened by now. It asks
+  // when an attempt fails: an attempt made before the browser came back online is
+  // followed by one at once, not after the backoff (up to 5 s).
+  htmx.config.wsReconnectDelay = (retry) => {
+    if (!backOnline) return reconnectDelay(retry);
+    backOnline = false;
+    return 0;
+  };
   const create = htmx.createWebSocket || ((url) => new WebSocket(url, []));
   htmx.createWebSocket = (url) => {
     latest = create(url);
@@ -109,6 +117,7 @@ export function connect(o) {
     wrapper.queue.length = 0; // nothing may go out after our own resend
     open = socket;
     closeRetries = 0;
+    backOnline = false;
     // My name now, editor or not: others see it from the start.
     send(JSON.stringify({ type: "hello", name: o.name }));
     if (session) begin();
@@ -141,7 +150,8 @@ export function connect(o) {
       final = { code, message: known || e.detail.event.reason || `Disconnected (${code}).` };
     } else if (code === 1000 || code === 1001 || code === 1005 || code === o.protocol.closeRetry) {
       // The extension gives up after these; we don't (a server restart can send them).
-      const delay = reconnectDelay(closeRetries++);
+      const delay = backOnline ? 0 : reconnectDelay(closeRetries++);
+      backOnline = false;
       setTimeout(() => {
         if (!final && !open && latest === socket && wrapper) wrapper.reconnect();
       }, delay);
@@ -182,7 +192,10 @@ export function connect(o) {
   // Back on the network: don't wait for the backoff timer.
   window.addEventListener("online", () => {
     if (final || open || !wrapper) return;
-    if (latest && latest.readyState !== WebSocket.CLOSED) return; // already trying
+    if (latest && latest.readyState !== WebSocket.CLOSED) {
+      backOnline = true; // already trying: if that fails, try again at once
+      return;
+    }
     wrapper.reconnect();
   });
 

@@ -82,6 +82,7 @@ function start() {
       if (!surface.bindSync) throw new Error("#editor did not become the editor");
       editing = startEditing({ surface, collab, protocol, version, connection, onChange: showStatus });
       showStatus();
+      document.dispatchEvent(new Event("tandem:ready")); // window.tandem is there (history.js)
       // Not inside the catch below: a frame that fails now is not a failure to load.
       queueMicrotask(() => connection && connection.attach(editing.client, editing.deliver));
     },
@@ -90,6 +91,7 @@ function start() {
       broken = "The editor did not load. Copy anything you typed, then reload the page.";
       if (connection) connection.stop(broken);
       showStatus();
+      document.dispatchEvent(new Event("tandem:ready")); // as ready as it gets
     },
   );
 

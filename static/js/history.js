@@ -41,6 +41,13 @@ if (button && dialog && pending !== null) {
     .then(() => restoreVersion({ dataset: { version: pending, url: button.dataset.restoreUrl } }));
 }
 
+/** This page's sync id, once editor.js has loaded the editor (or given up: then ""). */
+function editorCid() {
+  const cid = () => (window.tandem && window.tandem.client ? window.tandem.client.cid : "");
+  if (window.tandem) return Promise.resolve(cid());
+  return new Promise((resolve) => document.addEventListener("tandem:ready", () => resolve(cid()), { once: true }));
+}
+
 function say(text, failed = false) {
   const el = dialog.querySelector(".history-message");
   if (!el) return;
@@ -63,7 +70,7 @@ async function restoreVersion(el) {
     return;
   }
   try {
-    const cid = window.tandem && window.tandem.client ? window.tandem.client.cid : "";
+    const cid = await editorCid();
     await post(el.dataset.url, { version, cid, name: displayName() });
     reload(`Restored version ${version}. Ctrl+Z in the text undoes it.`);
   } catch (error) {
