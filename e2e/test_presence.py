@@ -222,9 +222,11 @@ def test_carets_and_selections_show_in_everyone_elses_editor(
     # Nobody sees their own caret as a remote one.
     assert caret_offsets(bob, "Bob") == [] and caret_offsets(ada, "Ada") == []
 
-    # Ada types before Bob's caret: it stays before "w", at once (her unsent text too).
+    # Ada types before Bob's caret: it stays before "w", at once (her unsent text too:
+    # drawn in the frame that shows her text, as the carets layer is).
     place(ada, 0)
     ada.keyboard.type("Hi! ")
+    ada.evaluate("() => new Promise((done) => requestAnimationFrame(() => setTimeout(done)))")
     assert caret_offsets(ada, "Bob") == [10]
     eventually(lambda: caret_offsets(cy, "Bob") == [10], 5, "Bob's caret moved on Cy's page")
     assert caret_offsets(ada, "Cy") == [16]
@@ -286,6 +288,26 @@ def test_a_click_on_someone_s_caret_puts_mine_there(
         eventually(lambda: value(ada).count("Z") == 1, 5, f"the Z typed after a click at +{dx}")
         assert value(ada).index("Z") in (0, 1), (dx, value(ada))
         ada.keyboard.press("Backspace")
+
+
+def test_a_caret_shows_its_name_under_the_pointer(
+    new_page: NewPage, make_document: MakeDocument
+) -> None:
+    # The carets layer takes no pointer events (a click there is a click in the text):
+    # carets.js finds the pointer within 5 px of a caret itself.
+    doc = make_document("Hover", "Hi world\n")
+    ada = open_as(new_page, doc.path, "Ada")
+    bob = open_as(new_page, doc.path, "Bob")
+    place(bob, 3)
+    eventually(lambda: caret_offsets(ada, "Bob") == [3], 5, "Bob's caret on Ada's page")
+    label = ada.locator('#collab .remote-caret[data-name="Bob"] .remote-caret-label')
+    expect(label).to_have_css("opacity", "0", timeout=5000)  # the fade after his move
+    box = ada.locator('#collab .remote-caret[data-name="Bob"]').bounding_box()
+    assert box is not None
+    ada.mouse.move(box["x"] + 4, box["y"] + box["height"] / 2)
+    expect(label).to_have_css("opacity", "1")
+    ada.mouse.move(box["x"] + 40, box["y"] + box["height"] / 2)
+    expect(label).to_have_css("opacity", "0")
 
 
 def test_clicking_a_person_scrolls_to_their_caret(

@@ -1,4 +1,6 @@
-// Other people's carets and selections, drawn as CodeMirror decorations.
+// Other people's carets and selections: selections as CodeMirror mark decorations,
+// carets in a layer over the text (as CodeMirror draws its own cursor), so a caret that
+// moves changes no line of the content and costs no second measure of it.
 //
 // The server sends everyone's caret in one `carets` frame per room tick (positions in
 // the text at the frame's version). Here they are moved past my unsent edits, then kept
@@ -6,8 +8,8 @@
 // they stay on their character until the next frame places them afresh. Only carets
 // in the visible part of the text are drawn: 200 carets in a long text cost 200 numbers.
 
-import { StateEffect, StateField } from "@codemirror/state";
-import { Decoration, EditorView, ViewPlugin, WidgetType } from "@codemirror/view";
+import { EditorSelection, StateEffect, StateField } from "@codemirror/state";
+import { Decoration, EditorView, RectangleMarker, ViewPlugin, layer } from "@codemirror/view";
 
 /** The public id of a page load's caret: FNV-1a (32 bits) of its cid, as the server
  * computes it (collab/carets.caret_id). cids are ASCII. */
@@ -47,20 +49,25 @@ function flashLabel(label) {
   fades.set(label, label.animate(LABEL_FADE, LABEL_FADE_MS));
 }
 
-class CaretWidget extends WidgetType {
-  constructor(caret) {
-    super();
+/** A caret in the carets layer: positioned over the text, not inside it, so a move
+ * changes no line of the content (CodeMirror measures nothing again for it). */
+class CaretMarker {
+  constructor(caret, left, top, height) {
     this.caret = caret;
+    this.left = left;
+    this.top = top;
+    this.height = height;
   }
 
   eq(other) {
     const a = this.caret;
     const b = other.caret;
-    return a.id === b.id && a.name === b.name && a.hue === b.hue && a.head === b.head && a.seq === b.seq;
+    return a.id === b.id && a.name === b.name && a.hue === b.hue && a.head === b.head && a.seq === b.seq &&
+      this.left === other.left && this.top === other.top && this.height === other.height;
   }
 
-  toDOM() {
-    const dom = document.createElement("span");
+  draw() {
+    const dom = document.createElement("div");
     dom.className = "remote-caret";
     dom.setAttribute("aria-hidden", "true");
     const label = document.createElement("span");
@@ -70,10 +77,9 @@ class CaretWidget extends WidgetType {
     return dom;
   }
 
-  /** Reuse the element (no flash of the label) unless the person moved their caret. */
-  updateDOM(dom) {
+  update(dom, old) {
     if (dom.dataset.id !== this.caret.id) return false;
-    this.fill(dom, dom.dataset.seq !== String(this.caret.seq));
+    this.fill(dom, old.caret.seq !== this.caret.seq);
     return true;
   }
 
@@ -83,16 +89,13 @@ class CaretWidget extends WidgetType {
     dom.dataset.name = c.name;
     dom.dataset.offset = String(c.head);
     dom.dataset.seq = String(c.seq);
+    // Through the CSSOM: the page's CSP allows no style attribute.
     dom.style.setProperty("--hue", String(c.hue));
+    dom.style.left = `${this.left}px`;
+    dom.style.top = `${this.top}px`;
+    dom.style.height = `${this.height}px`;
     dom.firstChild.textContent = c.name;
     if (moved) flashLabel(dom.firstChild);
-  }
-
-  /** A click on someone's caret (its hover area reaches 5 px to each side) is a click
-   * in the text there: ignored, it went to the browser, which left no caret in a widget
-   * it cannot edit, and what was typed next was lost. */
-  ignoreEvent() {
-    return false;
   }
 }
 
@@ -109,15 +112,12 @@ function build(view) {
         const attributes = { "data-name": c.name, style: `--hue: ${c.hue}` };
         ranges.push(Decoration.mark({ class: "remote-selection", attributes }).range(start, end));
       }
-      if (c.head >= from && c.head <= to) {
-        ranges.push(Decoration.widget({ widget: new CaretWidget(c), side: -1 }).range(c.head));
-      }
     }
   }
   return Decoration.set(ranges, true);
 }
 
-const caretLayer = ViewPlugin.fromClass(
+const selectionMarks = ViewPlugin.fromClass(
   class {
     constructor(view) {
       this.decorations = build(view);
@@ -139,8 +139,45 @@ export function caretsOf(state) {
   return state.field(caretsField, false) || NONE;
 }
 
+const caretMarkers = layer({
+  above: true,
+  class: "remote-carets",
+  update: (u) => u.docChanged || u.viewportChanged || u.geometryChanged ||
+    u.startState.field(caretsField) !== u.state.field(caretsField),
+  markers(view) {
+    const markers = [];
+    const { from, to } = view.viewport;
+    for (const c of view.state.field(caretsField)) {
+      if (c.head < from || c.head > to) continue;
+      const [rect] = RectangleMarker.forRange(view, "", EditorSelection.cursor(c.head, -1));
+      if (rect) markers.push(new CaretMarker(c, rect.left, rect.top, rect.height));
+    }
+    return markers;
+  },
+});
+
+// The layer takes no pointer events (a click on a caret is a click in the text there),
+// so hovering is found here: a caret's name shows while the pointer is within 5 px of it.
+const HOVER_PX = 5;
+const caretHover = EditorView.domEventHandlers({
+  mousemove(e, view) {
+    const carets = view.dom.querySelector(".remote-carets");
+    if (!carets || !carets.firstChild) return false;
+    for (const el of carets.children) {
+      const r = el.getBoundingClientRect();
+      const near = e.clientY >= r.top && e.clientY <= r.bottom && Math.abs(e.clientX - r.left) <= HOVER_PX;
+      if (el.classList.contains("hover") !== near) el.classList.toggle("hover", near);
+    }
+    return false;
+  },
+  mouseleave(_e, view) {
+    for (const el of view.dom.querySelectorAll(".remote-carets .hover")) el.classList.remove("hover");
+    return false;
+  },
+});
+
 /** The extension: add it to a view with StateEffect.appendConfig. */
-export const remoteCarets = [caretsField, caretLayer];
+export const remoteCarets = [caretsField, selectionMarks, caretMarkers, caretHover];
 
 /** Show `carets` ([{id, name, hue, anchor, head}] in the view's current text). */
 export function showCarets(view, carets) {

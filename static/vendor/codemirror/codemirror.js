@@ -3003,8 +3003,8 @@ var RangeSet = class _RangeSet {
       return _RangeSet.empty;
     let result = last(sets);
     for (let i2 = sets.length - 2; i2 >= 0; i2--) {
-      for (let layer = sets[i2]; layer != _RangeSet.empty; layer = layer.nextLayer)
-        result = new _RangeSet(layer.chunkPos, layer.chunk, result, Math.max(layer.maxPoint, result.maxPoint));
+      for (let layer2 = sets[i2]; layer2 != _RangeSet.empty; layer2 = layer2.nextLayer)
+        result = new _RangeSet(layer2.chunkPos, layer2.chunk, result, Math.max(layer2.maxPoint, result.maxPoint));
     }
     return result;
   }
@@ -3144,8 +3144,8 @@ function findSharedChunks(a, b, textDiff) {
   return shared;
 }
 var LayerCursor = class {
-  constructor(layer, skip, minPoint, rank = 0) {
-    this.layer = layer;
+  constructor(layer2, skip, minPoint, rank = 0) {
+    this.layer = layer2;
     this.skip = skip;
     this.minPoint = minPoint;
     this.rank = rank;
@@ -12216,6 +12216,240 @@ function runHandlers(map, event, view, scope) {
   currentKeyEvent = null;
   return handled;
 }
+var RectangleMarker = class _RectangleMarker {
+  /**
+  Create a marker with the given class and dimensions. If `width`
+  is null, the DOM element will get no width style.
+  */
+  constructor(className, left, top2, width, height) {
+    this.className = className;
+    this.left = left;
+    this.top = top2;
+    this.width = width;
+    this.height = height;
+  }
+  draw() {
+    let elt2 = document.createElement("div");
+    elt2.className = this.className;
+    this.adjust(elt2);
+    return elt2;
+  }
+  update(elt2, prev) {
+    if (prev.className != this.className)
+      return false;
+    this.adjust(elt2);
+    return true;
+  }
+  adjust(elt2) {
+    elt2.style.left = this.left + "px";
+    elt2.style.top = this.top + "px";
+    if (this.width != null)
+      elt2.style.width = this.width + "px";
+    elt2.style.height = this.height + "px";
+  }
+  eq(p) {
+    return this.left == p.left && this.top == p.top && this.width == p.width && this.height == p.height && this.className == p.className;
+  }
+  /**
+  Create a set of rectangles for the given selection range,
+  assigning them theclass`className`. Will create a single
+  rectangle for empty ranges, and a set of selection-style
+  rectangles covering the range's content (in a bidi-aware
+  way) for non-empty ones.
+  */
+  static forRange(view, className, range) {
+    if (range.empty) {
+      let pos = view.coordsAtPos(range.head, range.assoc || 1);
+      if (!pos)
+        return [];
+      let base2 = getBase(view);
+      return [new _RectangleMarker(className, pos.left - base2.left, pos.top - base2.top, null, pos.bottom - pos.top)];
+    } else {
+      return rectanglesForRange(view, className, range);
+    }
+  }
+};
+function getBase(view) {
+  let rect = view.scrollDOM.getBoundingClientRect();
+  let left = view.textDirection == Direction.LTR ? rect.left : rect.right - view.scrollDOM.clientWidth * view.scaleX;
+  return { left: left - view.scrollDOM.scrollLeft * view.scaleX, top: rect.top - view.scrollDOM.scrollTop * view.scaleY };
+}
+function wrappedLine(view, pos, side, inside) {
+  let coords = view.coordsAtPos(pos, side * 2);
+  if (!coords)
+    return inside;
+  let editorRect = view.dom.getBoundingClientRect();
+  let y = (coords.top + coords.bottom) / 2;
+  let left = view.posAtCoords({ x: editorRect.left + 1, y });
+  let right = view.posAtCoords({ x: editorRect.right - 1, y });
+  if (left == null || right == null)
+    return inside;
+  return { from: Math.max(inside.from, Math.min(left, right)), to: Math.min(inside.to, Math.max(left, right)) };
+}
+function rectanglesForRange(view, className, range) {
+  if (range.to <= view.viewport.from || range.from >= view.viewport.to)
+    return [];
+  let from = Math.max(range.from, view.viewport.from), to = Math.min(range.to, view.viewport.to);
+  let ltr = view.textDirection == Direction.LTR;
+  let content2 = view.contentDOM, contentRect = content2.getBoundingClientRect(), base2 = getBase(view);
+  let lineElt = content2.querySelector(".cm-line"), lineStyle = lineElt && window.getComputedStyle(lineElt);
+  let leftSide = contentRect.left + (lineStyle ? parseInt(lineStyle.paddingLeft) + Math.min(0, parseInt(lineStyle.textIndent)) : 0);
+  let rightSide = contentRect.right - (lineStyle ? parseInt(lineStyle.paddingRight) : 0);
+  let startBlock = blockAt(view, from, 1), endBlock = blockAt(view, to, -1);
+  let visualStart = startBlock.type == BlockType.Text ? startBlock : null;
+  let visualEnd = endBlock.type == BlockType.Text ? endBlock : null;
+  if (visualStart && (view.lineWrapping || startBlock.widgetLineBreaks))
+    visualStart = wrappedLine(view, from, 1, visualStart);
+  if (visualEnd && (view.lineWrapping || endBlock.widgetLineBreaks))
+    visualEnd = wrappedLine(view, to, -1, visualEnd);
+  if (visualStart && visualEnd && visualStart.from == visualEnd.from && visualStart.to == visualEnd.to) {
+    return pieces(drawForLine(range.from, range.to, visualStart));
+  } else {
+    let top2 = visualStart ? drawForLine(range.from, null, visualStart) : drawForWidget(startBlock, false);
+    let bottom = visualEnd ? drawForLine(null, range.to, visualEnd) : drawForWidget(endBlock, true);
+    let between = [];
+    if ((visualStart || startBlock).to < (visualEnd || endBlock).from - (visualStart && visualEnd ? 1 : 0) || startBlock.widgetLineBreaks > 1 && top2.bottom + view.defaultLineHeight / 2 < bottom.top)
+      between.push(piece(leftSide, top2.bottom, rightSide, bottom.top));
+    else if (top2.bottom < bottom.top && view.elementAtHeight((top2.bottom + bottom.top) / 2).type == BlockType.Text)
+      top2.bottom = bottom.top = (top2.bottom + bottom.top) / 2;
+    return pieces(top2).concat(between).concat(pieces(bottom));
+  }
+  function piece(left, top2, right, bottom) {
+    return new RectangleMarker(className, left - base2.left, top2 - base2.top, Math.max(0, right - left), bottom - top2);
+  }
+  function pieces({ top: top2, bottom, horizontal }) {
+    let pieces2 = [];
+    for (let i2 = 0; i2 < horizontal.length; i2 += 2)
+      pieces2.push(piece(horizontal[i2], top2, horizontal[i2 + 1], bottom));
+    return pieces2;
+  }
+  function drawForLine(from2, to2, line) {
+    let top2 = 1e9, bottom = -1e9, horizontal = [];
+    function addSpan(from3, fromOpen, to3, toOpen, dir) {
+      let fromCoords = view.coordsAtPos(from3, from3 == line.to ? -2 : 2);
+      let toCoords = view.coordsAtPos(to3, to3 == line.from ? 2 : -2);
+      if (!fromCoords || !toCoords)
+        return;
+      top2 = Math.min(fromCoords.top, toCoords.top, top2);
+      bottom = Math.max(fromCoords.bottom, toCoords.bottom, bottom);
+      if (dir == Direction.LTR)
+        horizontal.push(ltr && fromOpen ? leftSide : fromCoords.left, ltr && toOpen ? rightSide : toCoords.right);
+      else
+        horizontal.push(!ltr && toOpen ? leftSide : toCoords.left, !ltr && fromOpen ? rightSide : fromCoords.right);
+    }
+    let start = from2 !== null && from2 !== void 0 ? from2 : line.from, end = to2 !== null && to2 !== void 0 ? to2 : line.to;
+    for (let r of view.visibleRanges)
+      if (r.to > start && r.from < end) {
+        for (let pos = Math.max(r.from, start), endPos = Math.min(r.to, end); ; ) {
+          let docLine = view.state.doc.lineAt(pos);
+          for (let span of view.bidiSpans(docLine)) {
+            let spanFrom = span.from + docLine.from, spanTo = span.to + docLine.from;
+            if (spanFrom >= endPos)
+              break;
+            if (spanTo > pos)
+              addSpan(Math.max(spanFrom, pos), from2 == null && spanFrom <= start, Math.min(spanTo, endPos), to2 == null && spanTo >= end, span.dir);
+          }
+          pos = docLine.to + 1;
+          if (pos >= endPos)
+            break;
+        }
+      }
+    if (horizontal.length == 0)
+      addSpan(start, from2 == null, end, to2 == null, view.textDirection);
+    return { top: top2, bottom, horizontal };
+  }
+  function drawForWidget(block, top2) {
+    let y = contentRect.top + (top2 ? block.top : block.bottom);
+    return { top: y, bottom: y, horizontal: [] };
+  }
+}
+function sameMarker(a, b) {
+  return a.constructor == b.constructor && a.eq(b);
+}
+var LayerView = class {
+  constructor(view, layer2) {
+    this.view = view;
+    this.layer = layer2;
+    this.drawn = [];
+    this.scaleX = 1;
+    this.scaleY = 1;
+    this.measureReq = { read: this.measure.bind(this), write: this.draw.bind(this) };
+    this.dom = view.scrollDOM.appendChild(document.createElement("div"));
+    this.dom.classList.add("cm-layer");
+    if (layer2.above)
+      this.dom.classList.add("cm-layer-above");
+    if (layer2.class)
+      this.dom.classList.add(layer2.class);
+    this.scale();
+    this.dom.setAttribute("aria-hidden", "true");
+    this.setOrder(view.state);
+    view.requestMeasure(this.measureReq);
+    if (layer2.mount)
+      layer2.mount(this.dom, view);
+  }
+  update(update) {
+    if (update.startState.facet(layerOrder) != update.state.facet(layerOrder))
+      this.setOrder(update.state);
+    if (this.layer.update(update, this.dom) || update.geometryChanged) {
+      this.scale();
+      update.view.requestMeasure(this.measureReq);
+    }
+  }
+  docViewUpdate(view) {
+    if (this.layer.updateOnDocViewUpdate !== false)
+      view.requestMeasure(this.measureReq);
+  }
+  setOrder(state) {
+    let pos = 0, order = state.facet(layerOrder);
+    while (pos < order.length && order[pos] != this.layer)
+      pos++;
+    this.dom.style.zIndex = String((this.layer.above ? 150 : -1) - pos);
+  }
+  measure() {
+    return this.layer.markers(this.view);
+  }
+  scale() {
+    let { scaleX, scaleY } = this.view;
+    if (scaleX != this.scaleX || scaleY != this.scaleY) {
+      this.scaleX = scaleX;
+      this.scaleY = scaleY;
+      this.dom.style.transform = `scale(${1 / scaleX}, ${1 / scaleY})`;
+    }
+  }
+  draw(markers) {
+    if (markers.length != this.drawn.length || markers.some((p, i2) => !sameMarker(p, this.drawn[i2]))) {
+      let old = this.dom.firstChild, oldI = 0;
+      for (let marker of markers) {
+        if (marker.update && old && marker.constructor && this.drawn[oldI].constructor && marker.update(old, this.drawn[oldI])) {
+          old = old.nextSibling;
+          oldI++;
+        } else {
+          this.dom.insertBefore(marker.draw(), old);
+        }
+      }
+      while (old) {
+        let next = old.nextSibling;
+        old.remove();
+        old = next;
+      }
+      this.drawn = markers;
+      if (browser.webkit)
+        this.dom.style.display = this.dom.firstChild ? "" : "none";
+    }
+  }
+  destroy() {
+    if (this.layer.destroy)
+      this.layer.destroy(this.dom, this.view);
+    this.dom.remove();
+  }
+};
+var layerOrder = /* @__PURE__ */ Facet.define();
+function layer(config) {
+  return [
+    ViewPlugin.define((v) => new LayerView(v, config)),
+    layerOrder.of(config)
+  ];
+}
 var drawMainRange = !browser.ios;
 var selectionBg = browser.gecko && browser.gecko_version == 153 ? "#ffffff01" : "transparent";
 var hideNativeSelection = /* @__PURE__ */ Prec.highest(/* @__PURE__ */ EditorView.theme({
@@ -20612,12 +20846,12 @@ export {
   GFM,
   Language,
   Prec,
+  RectangleMarker,
   StateEffect,
   StateField,
   Tag,
   Transaction,
   ViewPlugin,
-  WidgetType,
   defaultKeymap,
   defineLanguageFacet,
   dropCursor,
@@ -20626,6 +20860,7 @@ export {
   indentOnInput,
   indentWithTab,
   keymap,
+  layer,
   parser,
   placeholder,
   search,
