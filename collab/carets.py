@@ -24,8 +24,8 @@ class Caret:
 
 def move(caret: Caret, delta: Sequence[Op], version: int) -> Caret:
     """`caret`, whose text `delta` turns into the text at `version`."""
-    anchor = transform_index(caret.anchor, delta, True)
-    head = anchor if caret.head == caret.anchor else transform_index(caret.head, delta, True)
+    anchor = transform_index(delta, caret.anchor, True)
+    head = anchor if caret.head == caret.anchor else transform_index(delta, caret.head, True)
     return Caret(version, anchor, head)
 
 

@@ -187,7 +187,8 @@ def normalize(delta: Iterable[Op]) -> Delta:
 
 
 def apply(text: str, delta: Sequence[Op]) -> str:
-    """The text after `delta`; raises DeltaError past the end or inside a surrogate pair."""
+    """The text after `delta`; raises DeltaError for an op that runs past the end of the
+    text or ends between the halves of a surrogate pair (as delta.js's `apply`)."""
     units = to_units(text)
     pieces: list[str] = []
     pos = 0
@@ -201,8 +202,14 @@ def apply(text: str, delta: Sequence[Op]) -> str:
         if "retain" in op:
             pieces.append(units[pos : pos + n])
         pos += n
+        if 0 < pos < len(units) and _splits_pair(units, pos):
+            raise DeltaError(f"{next(iter(op))} of {n} ends inside a surrogate pair")
     pieces.append(units[pos:])
     return from_units("".join(pieces))
+
+
+def _splits_pair(units: str, pos: int) -> bool:
+    return "\ud800" <= units[pos - 1] <= "\udbff" and "\udc00" <= units[pos] <= "\udfff"
 
 
 # ---------------------------------------------------------------- compose and transform
@@ -281,36 +288,38 @@ def compose(a: Sequence[Op], b: Sequence[Op]) -> Delta:
 
 
 def transform(a: Sequence[Op], b: Sequence[Op], priority: bool) -> Delta:
-    """`a` rewritten to apply after `b`, where both were made against the same text.
+    """`b` rewritten to apply after `a`, where both were made against the same text.
 
-    At the same position, `a`'s insert goes before `b`'s when `priority` is true, after it
-    otherwise. (Quill's `b.transform(a, not priority)`.)
+    Where both insert at one place, `a`'s insert ends up first when `priority` is true,
+    `b`'s otherwise. The argument order, the priority and every result are the contract
+    static/js/delta.js keeps too (Quill's `a.transform(b, priority)`; shared cases in
+    tests/delta_cases.json). Convergence (TP1), for either priority:
+    `apply(apply(s, a), transform(a, b, p)) == apply(apply(s, b), transform(b, a, not p))`.
     """
     ia, ib = _Ops(a), _Ops(b)
     out = Builder()
     while ia.has_next() or ib.has_next():
-        if ib.peek_type() == "insert" and (not priority or ia.peek_type() != "insert"):
-            out.retain(_unit_len(ib.next()))
-        elif ia.peek_type() == "insert":
-            out.push(ia.next())
+        if ia.peek_type() == "insert" and (priority or ib.peek_type() != "insert"):
+            out.retain(_unit_len(ia.next()))
+        elif ib.peek_type() == "insert":
+            out.push(ib.next())
         else:
             length = min(ia.peek_len(), ib.peek_len())
             op_a, op_b = ia.next(length), ib.next(length)
-            if "delete" in op_b:
-                continue  # b removed that text already
             if "delete" in op_a:
-                out.push(op_a)
+                continue  # a removed that text already
+            if "delete" in op_b:
+                out.push(op_b)
             else:
                 out.retain(int(length))
     return _finish(out)
 
 
-def transform_index(index: int, delta: Sequence[Op], priority: bool = False) -> int:
-    """Where `index` (a caret, in UTF-16 units) lands after `delta`.
-
-    An insert exactly at `index` pushes it right unless `priority` is true (Quill's
-    `transformPosition`).
-    """
+def transform_index(delta: Sequence[Op], index: int, priority: bool = False) -> int:
+    """Where position `index` (a caret, in UTF-16 units) of the old text lands after
+    `delta`. An insert exactly at `index` moves it past the inserted text unless
+    `priority` is true (Quill's `delta.transformPosition(index, priority)`; the same
+    contract as delta.js's `transformIndex`)."""
     offset = 0
     for op in delta:
         if offset > index:

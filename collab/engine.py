@@ -402,8 +402,8 @@ class DocumentEngine:
         transformed past the ops."""
         self._convert(base_text, request)  # checks the ops against their base, and the size
         ops = normalize(request.ops)
-        mine = transform(ops, since, True)
-        answer = transform(since, ops, False)
+        mine = transform(since, ops, False)  # the ops past what happened since; theirs first
+        answer = transform(ops, since, True)  # what happened since, past the ops
         try:
             change = utf16_to_utf8(self._text, mine)
         except DeltaError as exc:  # cannot happen for ops that fit their base: a bug
@@ -451,11 +451,11 @@ class DocumentEngine:
         ops = normalize(request.ops)
         if seq is None:  # it changed nothing: the ops only deleted what was gone already
             since = self._changes_between(request.base, self.version)
-            return Answer(request.rid, self.version, transform(since, ops, False))
+            return Answer(request.rid, self.version, transform(ops, since, True))
         if not request.action:
             before = self._changes_between(request.base, seq - 1)
             after = self._changes_between(seq, self.version)
-            return Answer(request.rid, self.version, compose(transform(before, ops, False), after))
+            return Answer(request.rid, self.version, compose(transform(ops, before, True), after))
         # With an undo or redo (whose own effect is not stored apart from the ops'): the
         # difference of the two texts, which is right but may move unsent edits that
         # touch repeated text.

@@ -139,7 +139,7 @@ class Room:
                 # text into the one at answer.version. Clamped: a selection past the end
                 # of the text sent (no page sends one) must not reach other editors.
                 anchor, head = (
-                    min(transform_index(i, answer.delta, True), length) for i in request.sel
+                    min(transform_index(answer.delta, i, True), length) for i in request.sel
                 )
                 if self.roster.set_caret(call.member, Caret(answer.version, anchor, head)):
                     self.broadcaster.carets_moved()

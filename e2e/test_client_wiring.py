@@ -137,16 +137,16 @@ class FakeTandem:
                 ops = pydelta.validate(msg["ops"])
                 pydelta.apply(self.texts[msg["base"]], ops)
                 since = self._since(msg["base"])
-                # What the server had first stays first (collab.delta's argument order:
-                # transform(a, b, p) is a rewritten to go after b).
-                self._commit(pydelta.transform(ops, since, False))
+                # What the server had first stays first (transform(a, b, p) is b
+                # rewritten to go after a, a's insert first at a tie when p).
+                self._commit(pydelta.transform(since, ops, True))
                 if msg["action"]:
                     self.actions.append(msg["action"])
                 answer = {
                     "type": "ack",
                     "rid": msg["rid"],
                     "version": self.version,
-                    "delta": pydelta.transform(since, ops, True),
+                    "delta": pydelta.transform(ops, since, False),
                 }
                 self.answered[key] = json.dumps(answer)
             if not (self.hold and (msg["ops"] or msg["action"])):

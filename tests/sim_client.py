@@ -69,7 +69,7 @@ class SimClient:
         # Our unsent typing moves past the server's changes; ours stays first at a tie, so
         # what one person types at one spot stays in one piece (the browser client does
         # the same: static/js/sync-client.js).
-        self.pending = D.transform(self.pending, answer.delta, priority=True)
+        self.pending = D.transform(answer.delta, self.pending, priority=False)
         self.text = D.apply(self.shadow, self.pending)
         self.inflight = None
 
@@ -79,7 +79,7 @@ class SimClient:
             return False
         self.shadow = D.apply(self.shadow, push.delta)
         self.version = push.version
-        self.pending = D.transform(self.pending, push.delta, priority=True)
+        self.pending = D.transform(push.delta, self.pending, priority=False)
         self.text = D.apply(self.shadow, self.pending)
         return True
 

@@ -198,7 +198,7 @@ async def test_too_old_is_answered_and_the_client_resyncs_from_the_current_text(
     # and version over HTTP, the unsent edit moved past the difference, sent from there.
     text, version = before
     local = D.apply(shadow, typed)
-    moved = D.transform(typed, D.diff(shadow, text), True)
+    moved = D.transform(D.diff(shadow, text), typed, False)
     answer = await late.sync(version, moved)
     assert answer["type"] == "ack"
     final = (await stored(doc_id))[0]

@@ -167,9 +167,9 @@ export function compose(a, b) {
 /**
  * transform(a, b, priority): b rewritten to apply after a (a and b both apply to the
  * same text). With priority true, a is taken to come first: where both insert at the
- * same place, a's insert ends up before b's (Quill's a.transform(b, priority); note
- * that collab/delta.py's transform(a, b, p) takes its arguments the other way round).
- * Convergence:
+ * same place, a's insert ends up before b's (Quill's a.transform(b, priority)). The
+ * same contract as collab/delta.py's transform, checked by both against the shared
+ * cases in tests/delta_cases.json. Convergence:
  *   apply(apply(s, a), transform(a, b, p)) === apply(apply(s, b), transform(b, a, !p))
  */
 export function transform(a, b, priority) {
