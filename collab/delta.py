@@ -336,30 +336,46 @@ def transform_index(delta: Sequence[Op], index: int, priority: bool = False) -> 
 
 # ---------------------------------------------------------------- diff
 
-_BLOCK = 4096
-
 
 def common_prefix(a: str, b: str) -> int:
-    """Length of the longest common prefix, compared block by block at C speed."""
+    """Length of the common prefix, comparing slices (C speed): 64 KB pieces, then halving."""
     n = min(len(a), len(b))
-    i = 0
-    while i + _BLOCK <= n and a[i : i + _BLOCK] == b[i : i + _BLOCK]:
-        i += _BLOCK
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    lo, step = 0, 1 << 16
+    while lo < n:
+        hi = min(n, lo + step)
+        if a[lo:hi] != b[lo:hi]:
+            break
+        lo = hi
+    else:
+        return n
+    while hi - lo > 1:  # the first difference lies in [lo, hi)
+        mid = (lo + hi) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def common_suffix(a: str, b: str, limit: int) -> int:
-    """Length of the longest common suffix, at most `limit`."""
+    """Length of the common suffix, at most `limit`; the mirror of common_prefix."""
     la, lb = len(a), len(b)
-    n = min(la, lb, limit)
-    i = 0
-    while i + _BLOCK <= n and a[la - i - _BLOCK : la - i] == b[lb - i - _BLOCK : lb - i]:
-        i += _BLOCK
-    while i < n and a[la - 1 - i] == b[lb - 1 - i]:
-        i += 1
-    return i
+    limit = min(limit, la, lb)
+    lo, step = 0, 1 << 16
+    while lo < limit:
+        hi = min(limit, lo + step)
+        if a[la - hi : la - lo] != b[lb - hi : lb - lo]:
+            break
+        lo = hi
+    else:
+        return limit
+    while hi - lo > 1:  # the last difference lies hi..lo characters from the end
+        mid = (lo + hi) // 2
+        if a[la - mid : la - lo] == b[lb - mid : lb - lo]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 # Above this many changed lines, SequenceMatcher's popular-line heuristic keeps it fast.

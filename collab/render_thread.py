@@ -1,7 +1,7 @@
 """The one thread that renders previews, off the event loop.
 
 Rendering holds the GIL, so more threads would not render faster; and each thread keeps
-a Markdown parser of its own (`preview._md`). On the loop's default executor, which
+a Markdown parser of its own (`collab.markdown._md`). On the loop's default executor, which
 starts up to six threads as load comes and goes, that was up to six parsers, made
 whenever a busier moment started another thread (the soak test saw a "leak" of one).
 """

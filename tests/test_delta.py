@@ -222,6 +222,29 @@ def test_transform_index_agrees_with_transform(
 # ---------------------------------------------------------------- diff
 
 
+def _naive_prefix(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+@settings(max_examples=60)
+@given(texts, texts, texts, texts, st.sampled_from([0, 1, 70_000, 140_001]))
+def test_common_prefix_and_suffix(
+    head: str, mid_a: str, mid_b: str, tail: str, repeat: int
+) -> None:
+    """Slice halving finds what a character walk finds, also past its 64 K pieces."""
+    head, tail = head + "x" * repeat, "y" * repeat + tail
+    a, b = head + mid_a + tail, head + mid_b + tail
+    prefix = D.common_prefix(a, b)
+    assert prefix == _naive_prefix(a, b)
+    limit = min(len(a), len(b)) - prefix
+    suffix = D.common_suffix(a, b, limit)
+    assert suffix == min(_naive_prefix(a[::-1], b[::-1]), limit)
+    assert D.common_suffix(a, b, len(a) + len(b)) == _naive_prefix(a[::-1], b[::-1])
+
+
 @settings(max_examples=300)
 @given(texts, texts)
 def test_diff_turns_old_into_new(old: str, new: str) -> None:

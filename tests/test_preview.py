@@ -15,12 +15,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from collab.preview import (
-    PreviewState,
-    render_markdown,
-    split_blocks,
-    word_count,
-)
+from collab.blocks import split_blocks, word_count
+from collab.markdown import render_markdown
+from collab.preview import PreviewState
 
 VOID = {"area", "br", "col", "embed", "hr", "img", "input", "source", "track", "wbr"}
 
