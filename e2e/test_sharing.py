@@ -134,6 +134,16 @@ def test_owner_shares_an_editor_co_edits_a_viewer_reads_and_reset_disconnects(
     drop_text(viewer, "#editor", "dropped by the viewer")
     owner.keyboard.type("?")  # something that must still arrive after all of that
     expect(viewer.locator("#editor")).to_have_js_property("value", "Agenda and notes!?")
+    # ... and can still read as in a read-only text area: click in, select all, copy.
+    viewer.locator("#editor .cm-content").click()
+    assert viewer.evaluate("() => document.activeElement.classList.contains('cm-content')")
+    viewer.keyboard.press("Control+A")
+    viewer.keyboard.press("Control+C")
+    assert viewer.evaluate("navigator.clipboard.readText()") == "Agenda and notes!?"
+    assert viewer.evaluate(
+        "() => [document.getElementById('editor').selectionStart,"
+        " document.getElementById('editor').selectionEnd]"
+    ) == [0, 18]
     expect(viewer.locator("#status")).to_have_attribute("data-state", "connected")
     expect(viewer.locator("#status .label")).to_have_text("Connected")
     eventually(lambda: stored(guarded, doc_id) == "Agenda and notes!?", what="server text")
@@ -164,6 +174,17 @@ def test_owner_shares_an_editor_co_edits_a_viewer_reads_and_reset_disconnects(
     for guest in (editor, viewer):
         expect(guest.locator("#status")).to_have_attribute("data-state", "offline", timeout=2000)
         expect(guest.locator("#status .label")).to_contain_text("reset")
+        # The whole message under the top bar, which stays as wide as the page.
+        expect(guest.locator("#status-detail")).to_be_visible()
+        expect(guest.locator("#status-detail")).to_contain_text("Ask the person who shared it")
+        assert guest.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
+        expect(guest.locator("#history-button")).to_be_in_viewport()
+    # Nothing typed now could be saved: the editor's text no longer takes any.
+    expect(editor.locator("#editor")).to_have_js_property("readOnly", True)
+    editor.locator("#editor .cm-content").click()
+    editor.keyboard.type("lost?")
+    assert editor.locator("#editor").evaluate("el => el.value") == "Agenda and notes!?"
+    expect(owner.locator("#status-detail")).to_be_hidden()
     expect(owner.locator("#status")).to_have_attribute("data-state", "connected")
     late = new_page()
     for old in (edit_link, view_link):

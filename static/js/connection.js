@@ -52,7 +52,8 @@ export function saveName(name, storage = window.localStorage) {
  * @param {object} o
  * @param {HTMLElement} o.element   the element with ws-connect (#collab)
  * @param {object} o.htmx           window.htmx, with the ws extension registered
- * @param {(s: {state: string, message?: string}) => void} o.onState
+ * @param {(s: {state: string, message?: string, final: boolean}) => void} o.onState
+ *   (final: closed for good, a 4xxx close or stop(): nothing more will be saved)
  * @param {{closeRetry: number, closeMessages: Object<string, string>}} o.protocol
  * @param {string} o.name
  * @returns {{send: (json: string) => void, state: () => string, rename: (name: string) => void,
@@ -94,7 +95,7 @@ export function connect(o) {
   }
 
   function report() {
-    o.onState({ state: state(), message: final ? final.message : notice || undefined });
+    o.onState({ state: state(), message: final ? final.message : notice || undefined, final: Boolean(final) });
   }
 
   function send(json) {

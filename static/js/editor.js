@@ -23,7 +23,7 @@ function start() {
   // Close codes and limits, from the server's protocol module.
   const protocol = JSON.parse(protocolEl.textContent);
   const version = Number(statusEl.dataset.version) || 0;
-  const updateStatus = bindStatus(statusEl);
+  const updateStatus = bindStatus(statusEl, document.getElementById("status-detail"));
   let connState = { state: "connecting" };
   let editing = null; // {client, editor} once the editor is here
   let connection = null;
@@ -69,6 +69,9 @@ function start() {
       name: myName,
       onState: (s) => {
         connState = s;
+        // Closed for good (links reset, document deleted): nothing typed now could be
+        // saved, so the text stops taking any; what is there can still be copied.
+        if (s.final && !surface.readOnly) surface.readOnly = true;
         showStatus();
       },
     });

@@ -2,10 +2,12 @@
 // connected | offline (tests outside the project rely on it), data-version is the
 // version of the text this page holds in step with the server (its shadow).
 // data-synced="true" means nothing typed is waiting to be acknowledged.
+// A message (why the page is not syncing, and what to do) is the label too, cut short
+// in the top bar; `detail` (#status-detail, under the top bar) shows it whole.
 
 const SAVING_AFTER_MS = 700; // don't flash "Saving…" for every keystroke's round trip
 
-export function bindStatus(el) {
+export function bindStatus(el, detail = null) {
   const label = el.querySelector(".label") || el;
   let savingTimer = null;
   let showSaving = false;
@@ -24,6 +26,13 @@ export function bindStatus(el) {
     if (el.dataset.synced !== synced) el.dataset.synced = synced;
     if (label.textContent !== text) label.textContent = text;
     el.title = s.message || "";
+    el.toggleAttribute("data-message", Boolean(s.message));
+    if (detail) {
+      const shown = s.message || "";
+      if (detail.textContent !== shown) detail.textContent = shown;
+      detail.hidden = !shown;
+      if (detail.dataset.state !== s.state) detail.dataset.state = s.state;
+    }
   }
 
   /**

@@ -240,7 +240,10 @@ export class TandemEditor extends HTMLElement {
 
   editableExtensions() {
     const ro = this.readOnly;
-    return [EditorState.readOnly.of(ro), EditorView.editable.of(!ro)];
+    // Read-only refuses every change but keeps the content focusable, so a reader can
+    // click in, move with the keys, select and copy, as in a read-only text area
+    // (EditorView.editable false would make it an inert block). No on-screen keyboard.
+    return [EditorState.readOnly.of(ro), ro ? EditorView.contentAttributes.of({ inputmode: "none" }) : []];
   }
 
   filterLocal(tr) {

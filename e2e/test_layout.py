@@ -1,0 +1,94 @@
+"""The pages fit their window: a phone (390 and 320 px wide) and a desktop, light and dark.
+
+No page scrolls sideways, the editor's title is wide enough to read and the name can be
+set on a phone, a past version's actions stay on screen, and a long status message (the
+links were reset, the document was deleted) is shown whole under the top bar instead of
+stretching it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from e2e.client import HttpClient
+from e2e.conftest import CreatedDocument
+from e2e.server import TandemServer
+
+MakeDocument = Callable[..., CreatedDocument]
+NewPage = Callable[..., Page]
+
+SIZES = [(390, 844), (320, 640), (1280, 800)]
+
+
+def fits(page: Page) -> bool:
+    return bool(page.evaluate("() => document.documentElement.scrollWidth <= innerWidth"))
+
+
+def two_versions(server: TandemServer, make_document: MakeDocument) -> CreatedDocument:
+    doc = make_document("Quarterly planning notes", "# Plan\n\nFirst draft.\n")
+    changed = HttpClient(server.url).request(
+        "PUT", f"/api/documents/{doc.id}/text", json_body={"text": "# Plan\n\nSecond draft.\n"}
+    )
+    assert changed.status == 200, changed.text
+    return doc
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_the_editor_and_version_pages_fit(
+    new_page: NewPage,
+    make_document: MakeDocument,
+    server: TandemServer,
+    width: int,
+    height: int,
+    scheme: str,
+) -> None:
+    doc = two_versions(server, make_document)
+    page = new_page(viewport={"width": width, "height": height}, color_scheme=scheme)
+    page.goto(doc.path)
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+    assert fits(page)
+    title = page.locator("#title-input").bounding_box()
+    assert title is not None and title["width"] >= min(240, width * 0.6), title
+    name = page.locator("#name")
+    expect(name).to_be_visible()
+    assert (name.bounding_box() or {"width": 0})["width"] >= 60
+    for control in ("#share", "#history-button", ".export-menu summary"):
+        expect(page.locator(control)).to_be_in_viewport()
+
+    for path in (f"{doc.path}v/1/", f"{doc.path}v/1/?against=current"):
+        page.goto(path)
+        assert fits(page), path
+        expect(page.locator("#restore")).to_be_in_viewport()
+        expect(page.locator(".version-title .back")).to_be_in_viewport()
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_a_long_status_message_is_shown_whole_under_the_top_bar(
+    new_page: NewPage,
+    make_document: MakeDocument,
+    server: TandemServer,
+    width: int,
+    height: int,
+) -> None:
+    doc = make_document("Soon gone", "text")
+    page = new_page(viewport={"width": width, "height": height})
+    page.goto(doc.path)
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+    expect(page.locator("#status-detail")).to_be_hidden()
+    deleted = HttpClient(server.url).request("DELETE", f"/api/documents/{doc.id}/")
+    assert deleted.status in {200, 204}, deleted.text
+    expect(page.locator("#status")).to_have_attribute("data-state", "offline")
+    expect(page.locator("#status .label")).to_have_text("This document was deleted.")
+    expect(page.locator("#status-detail")).to_have_text("This document was deleted.")
+    expect(page.locator("#status-detail")).to_be_in_viewport()
+    assert fits(page)
+    expect(page.locator("#share")).to_be_in_viewport()
+    # Nothing typed now could be saved: the text takes none, and can still be copied.
+    expect(page.locator("#editor")).to_have_js_property("readOnly", True)
+    page.locator("#editor .cm-content").click()
+    page.keyboard.type("lost")
+    assert page.locator("#editor").evaluate("el => el.value") == "text"
