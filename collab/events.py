@@ -28,9 +28,13 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 
+from collab.fragments import live_ended
 from collab.host import RoomUnavailable, get_host
 from collab.ownership import DocumentMissing
 from collab.protocol import (
+    CLOSE_FORBIDDEN,
+    CLOSE_MESSAGES,
+    CLOSE_NOT_FOUND,
     DocFragments,
     PresenceCall,
     PresenceReply,
@@ -144,12 +148,18 @@ class EventsConsumer(AsyncHttpConsumer):
         except Exception:
             await self._finish()
 
+    async def _end(self, why: str) -> None:
+        """For good: the page says why, then the `closed` event stops the browser from
+        reconnecting (live.html's sse-close), and the stream ends."""
+        await self._send(event(live_ended(why)))
+        await self._send(event("closed", name="closed"))
+        await self._finish()
+
     async def _room(self, call: PreviewCall | PresenceCall) -> Any:
         try:
             return await get_host().call(self.doc_id, call)
         except DocumentMissing:
-            await self._send(event("deleted", name="deleted"))
-            await self._finish()
+            await self._end(CLOSE_MESSAGES[CLOSE_NOT_FOUND])
         except RoomUnavailable:
             # Nobody can run the document now: end the stream; the browser reconnects
             # (EventSource does by itself) and catches up then.
@@ -226,12 +236,11 @@ class EventsConsumer(AsyncHttpConsumer):
         await self._send(event(message["html"], self.event_id))
 
     async def doc_deleted(self, message: dict[str, Any]) -> None:
-        await self._send(event("deleted", name="deleted"))
-        await self._finish()
+        await self._end(CLOSE_MESSAGES[CLOSE_NOT_FOUND])
 
     async def access_revoked(self, message: dict[str, Any]) -> None:
         if self.role is not Role.OWNER:
-            await self._finish()
+            await self._end(CLOSE_MESSAGES[CLOSE_FORBIDDEN])
 
     # Not shown on the live page (the editor's business), or caught up by doc_fragments.
     async def doc_changed(self, message: dict[str, Any]) -> None:

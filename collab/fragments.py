@@ -50,3 +50,8 @@ def preview(blocks: Sequence[Block], *, swap_oob: bool = False) -> str:
 
 def title(document: object, *, swap_oob: bool = False) -> str:
     return render_to_string("editor/_title.html", {"document": document, "swap_oob": swap_oob})
+
+
+def live_ended(message: str) -> str:
+    """The live view's last word: why it stopped (it does not reconnect)."""
+    return render_to_string("editor/_live_ended.html", {"message": message})

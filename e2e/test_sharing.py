@@ -164,6 +164,12 @@ def test_owner_shares_an_editor_co_edits_a_viewer_reads_and_reset_disconnects(
     assert response is not None and response.status == 403
     assert "Agenda" not in stranger.content()
 
+    # The viewer's live view (the same person, another tab) follows along until the reset.
+    live = viewer.context.new_page()
+    live.goto(f"{base}{doc_path}live")
+    expect(live.locator("#live-state")).to_have_text("Live")
+    expect(live.locator("#preview")).to_contain_text("Agenda and notes!?")
+
     # Reset: the guests are disconnected and told why; the owner stays; old links fail.
     owner.locator("#share").click()
     expect(dialog.locator("#share-edit")).to_have_value(edit_link)  # the same links again
@@ -185,6 +191,10 @@ def test_owner_shares_an_editor_co_edits_a_viewer_reads_and_reset_disconnects(
     editor.keyboard.type("lost?")
     assert editor.locator("#editor").evaluate("el => el.value") == "Agenda and notes!?"
     expect(owner.locator("#status-detail")).to_be_hidden()
+    # The live view says it stopped, and why, instead of showing "Live" over old text.
+    expect(live.locator("#live-state")).to_have_text("Stopped")
+    expect(live.locator("#live-ended")).to_contain_text("links were reset")
+    expect(live.locator("#live-ended")).to_be_visible()
     expect(owner.locator("#status")).to_have_attribute("data-state", "connected")
     late = new_page()
     for old in (edit_link, view_link):

@@ -147,9 +147,12 @@ async def test_a_deleted_document_ends_the_stream() -> None:
     from editor import documents
 
     await database_sync_to_async(documents.delete)(doc)
+    said = []
     for _ in range(5):
         news = await stream.next_event()
-        if news.get("event") == "deleted":
+        if news.get("event") == "closed":
             break
-    assert news.get("event") == "deleted"
+        said.append(news.get("data", ""))
+    assert news.get("event") == "closed"
+    assert 'id="live-state"' in said[-1] and "This document was deleted." in said[-1]
     await asyncio.wait_for(stream.comm.wait(), 3)
