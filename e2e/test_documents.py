@@ -230,3 +230,34 @@ def test_the_new_page_fixture_gives_independent_browsers(
     cookies = [p.context.cookies() for p in pages]
     assert len({c[0]["value"] for c in cookies if c}) == len(pages), "contexts share cookies"
     assert len({id(p.context) for p in pages}) == 3
+
+
+def test_menus_close_on_escape_outside_clicks_and_a_download(
+    page: Page, make_document: MakeDocument
+) -> None:
+    doc = make_document(unique("Menus"), "# Menus\n")
+    page.goto(doc.path)
+    menu = page.locator(".export-menu")
+    summary = menu.locator("summary")
+    summary.click()
+    expect(menu).to_have_attribute("open", "")
+    page.keyboard.press("Escape")
+    expect(menu).not_to_have_attribute("open", "")
+    expect(summary).to_be_focused()
+    summary.click()
+    page.locator("#preview").click()  # outside
+    expect(menu).not_to_have_attribute("open", "")
+    summary.click()
+    with page.expect_download() as download:
+        menu.get_by_text("Download Markdown (.md)").click()
+    assert download.value.suggested_filename.endswith(".md")
+    expect(menu).not_to_have_attribute("open", "")
+
+    # The list's row menu holds a rename field: typing in it keeps the menu open.
+    page.goto("/")
+    open_actions(page, doc.id)
+    actions = row(page, doc.id).locator("details")
+    row(page, doc.id).locator("input[name=title]").click()
+    expect(actions).to_have_attribute("open", "")
+    page.keyboard.press("Escape")
+    expect(actions).not_to_have_attribute("open", "")
