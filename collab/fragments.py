@@ -22,11 +22,17 @@ class Person:
 
 
 def person(name: str) -> Person:
-    words = name.split()
-    initials = "".join(w[0] for w in words[:2]).upper() or "?"
+    initials = "".join(_first_letters(name)[:2]).upper() or "?"
     # A stable colour per name, so people keep theirs across reloads.
     hue = int.from_bytes(hashlib.sha1(name.encode()).digest()[:2], "big") % 360
     return Person(name=name, initials=initials, hue=hue)
+
+
+def _first_letters(name: str) -> list[str]:
+    """The first letter or digit of each word that has one ("(Zoë" gives "Z", "-" none):
+    static/js/presence.js's `initials` does the same."""
+    firsts = (next((c for c in word if c.isalnum()), "") for word in name.split())
+    return [c for c in firsts if c]
 
 
 def presence(names: Iterable[str], *, swap_oob: bool = False) -> str:

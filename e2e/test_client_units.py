@@ -1346,3 +1346,35 @@ def test_surface_read_only_refuses_local_edits_but_takes_remote_ones(unit_page: 
     assert unit_page.locator("#ta .readonly-note").is_visible()
     unit_page.evaluate("document.getElementById('ta').readOnly = false")
     assert unit_page.locator("#ta .readonly-note").count() == 0
+
+
+# ------------------------------------------------------------------------- presence.js
+
+
+def test_initials_are_the_servers(unit_page: Page) -> None:
+    """presence.js's initials (my own entry, renamed at once) are what the server's
+    presence list shows for the same name: letters or digits, never markup or dashes."""
+    from collab.fragments import person
+
+    names = [
+        "Quiet Otter",
+        "ada",
+        "<b>Zoë</b> Li",
+        "  spaced   out  ",
+        "- dash",
+        "李雷 韩梅梅",
+        "élan vital",
+        "e\u0301cole x",
+        "😀 smile",
+        "42 is",
+        "&amp; co",
+        "",
+        "!!!",
+    ]
+    got = unit_page.evaluate(
+        "async (names) => { const p = await import('/static/js/presence.js');"
+        " return names.map(p.initials); }",
+        names,
+    )
+    assert got == [person(n).initials for n in names]
+    assert person("(Zoë) Li").initials == "ZL" and person("!!!").initials == "?"

@@ -66,10 +66,11 @@ export function renameMe(list, name) {
   me.textContent = initials(name);
 }
 
-/** As collab/fragments.person: the first letters of the first two words. */
+/** As collab/fragments.person: the first letter or digit of each of the first two words
+ * that have one ("(Zoë) Li" gives "ZL"). */
 export function initials(name) {
-  const words = name.split(/\s+/).filter(Boolean);
-  return words.slice(0, 2).map((w) => Array.from(w)[0]).join("").toUpperCase() || "?";
+  const firsts = name.split(/\s+/).map((w) => (w.match(/[\p{L}\p{N}]/u) || [""])[0]).filter(Boolean);
+  return firsts.slice(0, 2).join("").toUpperCase() || "?";
 }
 
 /** Keep #presence ordered and marked whenever htmx replaces it. */
