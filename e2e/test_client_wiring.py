@@ -368,7 +368,7 @@ def test_offline_typing_is_kept_and_merged(
     fake.remote([{"insert": "Someone: "}])  # meanwhile, someone else edits
     expect(page.locator("#status")).to_have_attribute("data-synced", "false")
     expect(page.locator("#status .label")).to_have_text(
-        "Offline — your edits are kept and will sync"
+        "Can't reach the server — your edits are kept and will sync"
     )
     # let a few reconnects fail so the backoff grows, then come back online
     attempts = fake.attempts

@@ -316,3 +316,28 @@ def test_a_big_document_without_javascript_shows_its_text_in_chunks(
     assert fallback.evaluate(
         "el => [...el.children].every((c) => getComputedStyle(c).contentVisibility === 'auto')"
     )
+
+
+def test_tab_indents_and_escape_then_tab_leaves_the_text(
+    new_page: NewPage, make_document: MakeDocument
+) -> None:
+    """Tab is the editor's (it indents), so the way out is said to screen readers and
+    works: Escape, then Tab, moves focus on from the text."""
+    doc = make_document("Keys", "- item")
+    page = open_editor(new_page, doc)
+    content = page.locator("#editor .cm-content")
+    hint = content.get_attribute("aria-describedby")
+    assert hint == "editor-keys"
+    expect(page.locator(f"#{hint}")).to_contain_text("press Escape, then Tab")
+    content.click()
+    page.keyboard.press("End")
+    page.keyboard.press("Tab")
+    eventually(lambda: value(page) != "- item", 5)  # indented, focus still in the text
+    assert page.evaluate("() => document.activeElement.classList.contains('cm-content')")
+    before = value(page)
+    page.keyboard.press("Escape")
+    page.keyboard.press("Tab")
+    assert value(page) == before
+    assert page.evaluate(
+        "() => !document.getElementById('editor').contains(document.activeElement)"
+    )

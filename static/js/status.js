@@ -18,7 +18,12 @@ export function bindStatus(el, detail = null) {
     let text;
     if (s.message) text = s.message;
     else if (s.state === "connecting") text = "Connecting…";
-    else if (s.state === "offline") text = s.dirty ? "Offline — your edits are kept and will sync" : "Offline — reconnecting…";
+    else if (s.state === "offline") {
+      // The browser knows when it has no network; otherwise it is the server that is
+      // out of reach (stopped, restarting, or the network between).
+      const why = navigator.onLine === false ? "Offline" : "Can't reach the server";
+      text = s.dirty ? `${why} — your edits are kept and will sync` : `${why} — reconnecting…`;
+    }
     else text = s.dirty && showSaving ? "Saving…" : "Connected";
     if (el.dataset.state !== s.state) el.dataset.state = s.state;
     if (el.dataset.version !== String(s.version)) el.dataset.version = String(s.version);
@@ -34,6 +39,10 @@ export function bindStatus(el, detail = null) {
       if (detail.dataset.state !== s.state) detail.dataset.state = s.state;
     }
   }
+
+  const again = () => last && render(last);
+  window.addEventListener("online", again);
+  window.addEventListener("offline", again);
 
   /**
    * @param {{state: string, version: number, dirty: boolean, message?: string}} s

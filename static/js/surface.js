@@ -196,6 +196,8 @@ export class TandemEditor extends HTMLElement {
       placeholder(this.getAttribute("placeholder") || ""),
       EditorView.contentAttributes.of({
         "aria-label": this.getAttribute("aria-label") || "Markdown source",
+        // How to leave with the keyboard, since Tab indents (the page's hint, if any).
+        ...(this.hasAttribute("aria-describedby") ? { "aria-describedby": this.getAttribute("aria-describedby") } : {}),
         spellcheck: "true",
         autocapitalize: "sentences",
         autocorrect: "on",
