@@ -16,7 +16,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from editor import access, credentials, documents, links, network
+from editor import access, conf, credentials, documents, links, network
 from editor.access import Action, Credentials
 from editor.models import Document, ShareLink
 from editor.throttle import limiter
@@ -116,7 +116,12 @@ def _dialog(request: HttpRequest, doc: Document, reset: bool = False) -> HttpRes
             for kind, url in absolute_links(request, doc).items()
         ]
     else:
-        context["command"] = "scripts/run --share"
+        # The same port again: a server started on another port would move otherwise.
+        served = network.listening()
+        command = "scripts/run --share"
+        if served is not None and str(served.port) != str(conf.PORT.default):
+            command += f" --port {served.port}"
+        context["command"] = command
     response = render(request, "editor/_share.html", context)
     response["Cache-Control"] = "no-store"
     return response

@@ -176,7 +176,13 @@ def test_on_loopback_only_the_dialog_says_how_to_share(make_doc: Any, settings: 
         body = Client().get(f"/d/{make_doc().id}/share/").content.decode()
     finally:
         network._listening = None
-    assert "share-local" in body and "scripts/run --share" in body and "/s/" not in body
+    assert "share-local" in body and "scripts/run --share<" in body and "/s/" not in body
+    network.set_listening("127.0.0.1", 8765)  # started on another port: the same again
+    try:
+        body = Client().get(f"/d/{make_doc().id}/share/").content.decode()
+    finally:
+        network._listening = None
+    assert "scripts/run --share --port 8765<" in body
 
 
 def test_guessing_links_is_rate_limited(make_doc: Any) -> None:
