@@ -92,3 +92,29 @@ def test_a_long_status_message_is_shown_whole_under_the_top_bar(
     page.locator("#editor .cm-content").click()
     page.keyboard.type("lost")
     assert page.locator("#editor").evaluate("el => el.value") == "text"
+
+
+def _luminance(rgb: str) -> float:
+    channels = [int(c) / 255 for c in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3]]
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_markdown_marks_and_comments_are_readable(
+    new_page: NewPage, make_document: MakeDocument, scheme: str
+) -> None:
+    """The quiet colours of the source (## and ** marks, list marks, comments) still
+    reach WCAG AA contrast (4.5:1) against the editor's background."""
+    doc = make_document("Contrast", "## Head\n\n**bold** and <!-- note -->\n")
+    page = new_page(color_scheme=scheme)
+    page.goto(doc.path)
+    expect(page.locator("#editor .md-mark").first).to_be_visible()
+    background = page.evaluate(
+        "() => getComputedStyle(document.querySelector('.pane-source')).backgroundColor"
+    )
+    for selector in ("#editor .md-mark", "#editor .md-comment"):
+        color = page.locator(selector).first.evaluate("el => getComputedStyle(el).color")
+        light, dark = sorted([_luminance(color), _luminance(background)], reverse=True)
+        ratio = (light + 0.05) / (dark + 0.05)
+        assert ratio >= 4.5, (selector, color, background, ratio)
