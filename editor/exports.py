@@ -68,7 +68,7 @@ def export(request: HttpRequest, doc_id: str, extension: str) -> HttpResponse:
             "editor/export.html",
             {
                 "document": doc,
-                "body": mark_safe("".join(b.html for b in blocks)),
+                "body": mark_safe("\n".join(b.inner for b in blocks)),  # no preview wrappers
                 "style": mark_safe(_style()),  # ours; <style> is raw text, never escape it
                 "csp": export_csp(),
             },

@@ -153,6 +153,8 @@ class TestExport:
         assert "<title>T</title>" in html
         assert "<script>alert" not in html
         assert 'href="javascript' not in html.lower()
+        # A web page of the document, not of the live preview's machinery.
+        assert "data-len" not in html and 'class="block"' not in html and "<section" not in html
 
     def test_unknown_format_or_document_is_404(self, client: Client) -> None:
         doc = store.create_document("T", "x")
