@@ -179,3 +179,24 @@ def test_restore_from_a_past_versions_page_happens_in_the_editor_and_undoes(
     synced(page, "new text\n")
     page.reload()  # a reload does not restore again
     synced(page, "new text\n")
+
+
+def test_naming_a_version_in_the_panel_and_renaming_it_says_so(
+    new_page: NewPage, make_document: Callable[..., CreatedDocument]
+) -> None:
+    doc = make_document("Named", "draft")
+    page = open_editor(new_page, doc.url, "Namer")
+    page.locator("#history-button").click()
+    dialog = page.locator("#history-dialog")
+    label = dialog.locator("#version-label")
+    label.fill("First draft")
+    label.press("Enter")
+    expect(dialog.locator(".history-message")).to_have_text("Saved version 1 as “First draft”.")
+    expect(dialog).to_contain_text("First draft")
+    dialog.locator("#version-label").fill("Sent to Ann")
+    dialog.locator("#version-label").press("Enter")
+    expect(dialog.locator(".history-message")).to_have_text(
+        "Renamed version 1 from “First draft” to “Sent to Ann”."
+    )
+    expect(dialog.locator(".history-entry").first).to_contain_text("Sent to Ann")
+    expect(dialog.locator(".history-entry").first).not_to_contain_text("First draft")

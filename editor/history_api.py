@@ -93,8 +93,13 @@ def _name_version(request: HttpRequest, doc_id: str) -> HttpResponse:
     if not 1 <= version <= latest:
         raise ApiError(404, f"This document has versions 1 to {latest}, not {version}.")
     author = _author(body)
+    # Naming a named version renames it: the answer says what it was called, so the
+    # page can say so rather than lose the old name quietly.
+    previous = history.labels_below(doc_id, version + 1).get(version) or None
     named = history.name_version(doc_id, version, label, author)
-    return JsonResponse({"version": named.version, "label": named.label}, status=201)
+    return JsonResponse(
+        {"version": named.version, "label": named.label, "previous": previous}, status=201
+    )
 
 
 def _author(body: dict[str, Any]) -> str:

@@ -85,8 +85,10 @@ class TestVersions:
         url = f"/api/documents/{doc.id}/versions"
         response = post_json(client, url, {"label": "  Sent to Ann "})
         assert response.status_code == 201
-        assert response.json() == {"version": 2, "label": "Sent to Ann"}
+        assert response.json() == {"version": 2, "label": "Sent to Ann", "previous": None}
         assert client.get(url).json()["versions"][0]["label"] == "Sent to Ann"
+        again = post_json(client, url, {"label": "Final"})  # a rename, and says so
+        assert again.json() == {"version": 2, "label": "Final", "previous": "Sent to Ann"}
 
     @pytest.mark.parametrize(
         ("body", "status", "message"),

@@ -83,7 +83,11 @@ async function saveVersion(form) {
   const input = form.querySelector("input[name=label]");
   try {
     const answer = await post(form.dataset.url, { label: input.value, name: displayName() });
-    reload(`Saved version ${answer.version} as “${answer.label}”.`);
+    reload(
+      answer.previous && answer.previous !== answer.label
+        ? `Renamed version ${answer.version} from “${answer.previous}” to “${answer.label}”.`
+        : `Saved version ${answer.version} as “${answer.label}”.`,
+    );
   } catch (error) {
     say(error.message, true);
   }
