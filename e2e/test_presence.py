@@ -326,6 +326,31 @@ def test_clicking_a_person_scrolls_to_their_caret(
     assert ada.locator(".cm-scroller").evaluate("e => e.scrollTop") > 1000
 
 
+def test_a_person_is_reached_and_shown_with_the_keyboard(
+    new_page: NewPage, make_document: MakeDocument
+) -> None:
+    lines = [f"line {i}" for i in range(400)]
+    doc = make_document("Long keys", "\n".join(lines) + "\n")
+    ada, bob = (open_as(new_page, doc.path, n) for n in ["Ada", "Bob"])
+    far = len("\n".join(lines[:350])) + 1
+    place(bob, far)
+    ada.wait_for_timeout(1000)
+    bob_entry = ada.locator('#presence [data-name="Bob"]')
+    expect(bob_entry).to_have_attribute("role", "button")
+    expect(bob_entry).to_have_attribute("aria-label", "Bob: show where they are")
+    me = ada.locator('#presence [data-name="Ada"]')
+    expect(me).to_have_attribute("aria-label", "Ada (you)")
+    assert me.get_attribute("tabindex") is None
+    ada.locator("#name").focus()
+    for _ in range(6):  # Tab from the name field reaches Bob (bounded)
+        ada.keyboard.press("Tab")
+        if ada.evaluate("() => document.activeElement.dataset.name") == "Bob":
+            break
+    assert ada.evaluate("() => document.activeElement.dataset.name") == "Bob"
+    ada.keyboard.press("Enter")
+    eventually(lambda: caret_offsets(ada, "Bob") == [far], 5, "Bob's caret scrolled into view")
+
+
 # -- marks in the preview -------------------------------------------------------------------
 
 

@@ -45,14 +45,25 @@ export function bindName(input, o) {
 export function markMe(list, myName) {
   if (!list) return;
   const people = Array.from(list.querySelectorAll("[data-name]"));
+  const me = people.find((el) => el.dataset.name === myName);
   people.forEach((el) => {
     el.classList.remove("me");
     el.removeAttribute("aria-current");
+    // Someone else is a button (editing.js: it shows where they are), named in full for
+    // screen readers (the initials alone say little), and reached with Tab.
+    if (el === me) {
+      el.removeAttribute("role");
+      el.removeAttribute("tabindex");
+    } else {
+      el.setAttribute("role", "button");
+      el.tabIndex = 0;
+      el.setAttribute("aria-label", `${el.dataset.name}: show where they are`);
+    }
   });
-  const me = people.find((el) => el.dataset.name === myName);
   if (!me) return;
   me.classList.add("me");
   me.setAttribute("aria-current", "true");
+  me.setAttribute("aria-label", `${myName} (you)`);
   me.title = `${myName} (you)`;
   if (list.firstElementChild !== me) list.prepend(me);
 }
@@ -63,6 +74,7 @@ export function renameMe(list, name) {
   if (!me) return;
   me.dataset.name = name;
   me.title = `${name} (you)`;
+  me.setAttribute("aria-label", `${name} (you)`);
   me.textContent = initials(name);
 }
 
