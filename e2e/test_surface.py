@@ -341,3 +341,45 @@ def test_tab_indents_and_escape_then_tab_leaves_the_text(
     assert page.evaluate(
         "() => !document.getElementById('editor').contains(document.activeElement)"
     )
+
+
+def test_the_preview_follows_the_text_as_it_scrolls(
+    new_page: NewPage, make_document: MakeDocument
+) -> None:
+    """Scrolling the text brings the preview to the same place: the block at the top of
+    the editor's view is at the top of the preview's pane (one way only)."""
+    text = "".join(f"## Section {i}\n\nParagraph {i} 😀 漢字.\n\n" for i in range(80))
+    doc = make_document("Long", text)
+    page = open_editor(new_page, doc, viewport={"width": 1280, "height": 700})
+    expect(page.locator("#preview h2").nth(79)).to_have_text("Section 79")
+    pane = page.locator(".pane-preview")
+    assert pane.evaluate("el => el.scrollTop") == 0
+
+    def top_section() -> str:
+        return str(
+            page.evaluate(
+                """() => {
+                  const r = document.querySelector('.pane-preview').getBoundingClientRect();
+                  const el = document.elementFromPoint(r.left + r.width / 2, r.top + 30);
+                  const s = el && el.closest('section.block');
+                  return s ? s.textContent.trim().split('\\n')[0] : '';
+                }"""
+            )
+        )
+
+    # (-1: the top edge on the blank line before the heading: the heading's block comes)
+    for n, nudge in ((40, 2), (71, -1), (12, 2)):
+        page.evaluate(
+            """([n, nudge]) => {
+              const view = document.getElementById('editor').view;
+              const pos = view.state.doc.toString().indexOf('## Section ' + n + '\\n');
+              const scroller = view.scrollDOM;
+              const top = scroller.getBoundingClientRect().top;
+              const pad = view.documentTop - top + scroller.scrollTop;
+              scroller.scrollTop = view.lineBlockAt(pos).top + pad + nudge;  // heading at the top
+            }""",
+            [n, nudge],
+        )
+        eventually(lambda n=n: top_section() == f"Section {n}", 5, f"the preview at {n}")
+    page.evaluate("() => { document.getElementById('editor').view.scrollDOM.scrollTop = 0; }")
+    eventually(lambda: pane.evaluate("el => el.scrollTop") == 0, 5, "the preview at the top")

@@ -12,6 +12,11 @@
 // A mark is `<span class="preview-mark" data-name>` inside the block. Its colour is
 // set through the CSSOM (element.style), never a style attribute: the page's
 // Content-Security-Policy allows no inline styles.
+//
+// The same layout makes the preview follow the text: when the editor scrolls, the
+// preview's pane scrolls to the block at the top of the editor's view (and as far into
+// it as the view is into that block's text). One way only: scrolling the preview moves
+// nothing else, so the two never chase each other.
 
 import { ChangeSet } from "@codemirror/state";
 import { ViewPlugin } from "@codemirror/view";
@@ -182,7 +187,51 @@ export function previewMarks(doc = document) {
         const preview = doc.getElementById("preview");
         this.outer = new MutationObserver(() => this.previewChanged());
         if (preview && preview.parentElement) this.outer.observe(preview.parentElement, { childList: true });
+        this.following = 0; // a frame that will bring the preview to the text's view
+        this.onScroll = () => {
+          if (!this.following) this.following = requestAnimationFrame(() => this.follow());
+        };
+        view.scrollDOM.addEventListener("scroll", this.onScroll, { passive: true });
         this.previewChanged();
+      }
+
+      /** The layout of the preview on the current text, walked as far as needed. */
+      currentLayout(preview) {
+        const text = this.view.state.doc;
+        if (!this.layout) this.layout = new Layout(preview, text);
+        else if (this.stale) this.layout = this.layout.renewed(preview, text);
+        this.stale = false;
+        return this.layout;
+      }
+
+      /** Scroll the preview's pane to the block at the top of the editor's view. */
+      follow() {
+        this.following = 0;
+        const preview = this.watched;
+        const pane = preview && preview.parentElement;
+        if (!pane || pane.scrollHeight <= pane.clientHeight) return;
+        const { view } = this;
+        const scroller = view.scrollDOM;
+        if (scroller.scrollTop <= 0) {
+          pane.scrollTop = 0;
+          return;
+        }
+        // The first line at the top of the view, and how far the view is into it.
+        const top = scroller.getBoundingClientRect().top;
+        const line = view.lineBlockAtHeight(top - view.documentTop);
+        const layout = this.currentLayout(preview);
+        const back = layout.since.empty ? null : layout.since.invertedDesc;
+        const pos = back ? back.mapPos(line.from, -1) : line.from;
+        let section = layout.sectionAt(pos);
+        if (!section) return;
+        let i = layout.index.get(section);
+        // On the blank lines after a block: the next block is the one coming into view.
+        if (pos >= layout.ends[i] && i + 1 < layout.sections.length) section = layout.sections[++i];
+        const start = layout.starts[i];
+        const length = Math.max(1, layout.ends[i] - start);
+        const into = Math.min(1, Math.max(0, (pos - start) / length));
+        const offset = section.getBoundingClientRect().top - pane.getBoundingClientRect().top + pane.scrollTop;
+        pane.scrollTop = offset + into * section.offsetHeight;
       }
 
       update(u) {
@@ -220,10 +269,7 @@ export function previewMarks(doc = document) {
         const carets = caretsOf(this.view.state);
         const wanted = new Map(); // section -> Map(caret id -> caret)
         if (carets.length) {
-          const text = this.view.state.doc;
-          if (!this.layout) this.layout = new Layout(preview, text);
-          else if (this.stale) this.layout = this.layout.renewed(preview, text);
-          this.stale = false;
+          this.currentLayout(preview);
           const back = this.layout.since.empty ? null : this.layout.since.invertedDesc;
           for (const c of carets) {
             const section = this.layout.sectionAt(back ? back.mapPos(c.head, -1) : c.head);
@@ -263,6 +309,8 @@ export function previewMarks(doc = document) {
 
       destroy() {
         if (this.frame) cancelAnimationFrame(this.frame);
+        if (this.following) cancelAnimationFrame(this.following);
+        this.view.scrollDOM.removeEventListener("scroll", this.onScroll);
         for (const mark of this.marks.values()) mark.remove();
         this.inner.disconnect();
         this.outer.disconnect();
