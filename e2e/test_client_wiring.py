@@ -370,6 +370,8 @@ def test_offline_typing_is_kept_and_merged(
     expect(page.locator("#status .label")).to_have_text(
         "Can't reach the server — your edits are kept and will sync"
     )
+    # Shown whole: only a message (which #status-detail repeats) is cut short.
+    assert page.locator("#status .label").evaluate("el => el.scrollWidth <= el.clientWidth")
     # let a few reconnects fail so the backoff grows, then come back online
     attempts = fake.attempts
     eventually(lambda: fake.attempts >= attempts + 4, timeout=15, what="retries")

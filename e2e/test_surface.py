@@ -380,6 +380,7 @@ def test_the_preview_follows_the_text_as_it_scrolls(
             }""",
             [n, nudge],
         )
-        eventually(lambda n=n: top_section() == f"Section {n}", 5, f"the preview at {n}")
+        wanted = f"Section {n}"
+        eventually(lambda: top_section() == wanted, 5, f"the preview at {n}")  # noqa: B023
     page.evaluate("() => { document.getElementById('editor').view.scrollDOM.scrollTop = 0; }")
     eventually(lambda: pane.evaluate("el => el.scrollTop") == 0, 5, "the preview at the top")

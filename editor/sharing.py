@@ -119,7 +119,7 @@ def _dialog(request: HttpRequest, doc: Document, reset: bool = False) -> HttpRes
         # The same port again: a server started on another port would move otherwise.
         served = network.listening()
         command = "scripts/run --share"
-        if served is not None and str(served.port) != str(conf.PORT.default):
+        if served is not None and str(served.port) != str(conf.PORT.get()):
             command += f" --port {served.port}"
         context["command"] = command
     response = render(request, "editor/_share.html", context)

@@ -70,8 +70,9 @@ function start() {
       onState: (s) => {
         connState = s;
         // Closed for good (links reset, document deleted): nothing typed now could be
-        // saved, so the text stops taking any; what is there can still be copied.
-        if (s.final && !surface.readOnly) surface.readOnly = true;
+        // saved, so the text stops taking any; what is there can still be copied. Not
+        // before the editor is here: it first takes in what was typed meanwhile.
+        if (s.final && editing && !surface.readOnly) surface.readOnly = true;
         showStatus();
       },
     });
@@ -84,6 +85,7 @@ function start() {
     ({ startEditing }) => {
       if (!surface.bindSync) throw new Error("#editor did not become the editor");
       editing = startEditing({ surface, collab, protocol, version, connection, onChange: showStatus });
+      if (connState.final) surface.readOnly = true; // closed for good while it loaded
       showStatus();
       document.dispatchEvent(new Event("tandem:ready")); // window.tandem is there (history.js)
       // Not inside the catch below: a frame that fails now is not a failure to load.

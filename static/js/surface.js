@@ -244,8 +244,10 @@ export class TandemEditor extends HTMLElement {
     const ro = this.readOnly;
     // Read-only refuses every change but keeps the content focusable, so a reader can
     // click in, move with the keys, select and copy, as in a read-only text area
-    // (EditorView.editable false would make it an inert block). No on-screen keyboard.
-    return [EditorState.readOnly.of(ro), ro ? EditorView.contentAttributes.of({ inputmode: "none" }) : []];
+    // (EditorView.editable false would make it an inert block). No on-screen keyboard,
+    // and no spelling marks in text the reader cannot change.
+    const readerAttrs = Prec.high(EditorView.contentAttributes.of({ inputmode: "none", spellcheck: "false" }));
+    return [EditorState.readOnly.of(ro), ro ? readerAttrs : []];
   }
 
   filterLocal(tr) {
