@@ -244,6 +244,15 @@ def clean_label(value: object) -> str:
     return label
 
 
+def label_of(doc_id: str, version: int) -> str | None:
+    """The name of `version`, if it has one."""
+    return (
+        NamedVersion.objects.filter(document_id=doc_id, version=version)
+        .values_list("label", flat=True)
+        .first()
+    )
+
+
 def name_version(doc_id: str, version: int, label: str, author: str = "") -> NamedVersion:
     """Name `version` (naming it again renames it)."""
     named, _ = NamedVersion.objects.update_or_create(

@@ -134,7 +134,9 @@ def test_owner_shares_an_editor_co_edits_a_viewer_reads_and_reset_disconnects(
     drop_text(viewer, "#editor", "dropped by the viewer")
     owner.keyboard.type("?")  # something that must still arrive after all of that
     expect(viewer.locator("#editor")).to_have_js_property("value", "Agenda and notes!?")
-    # ... and can still read as in a read-only text area: click in, select all, copy.
+    # ... and can still read as in a read-only text area: click in, select all, copy
+    # (Tab moves on: no "Tab indents" hint for a reader).
+    assert viewer.locator("#editor .cm-content").get_attribute("aria-describedby") in (None, "")
     viewer.locator("#editor .cm-content").click()
     assert viewer.evaluate("() => document.activeElement.classList.contains('cm-content')")
     viewer.keyboard.press("Control+A")

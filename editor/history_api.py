@@ -95,7 +95,7 @@ def _name_version(request: HttpRequest, doc_id: str) -> HttpResponse:
     author = _author(body)
     # Naming a named version renames it: the answer says what it was called, so the
     # page can say so rather than lose the old name quietly.
-    previous = history.labels_below(doc_id, version + 1).get(version) or None
+    previous = history.label_of(doc_id, version)
     named = history.name_version(doc_id, version, label, author)
     return JsonResponse(
         {"version": named.version, "label": named.label, "previous": previous}, status=201

@@ -132,17 +132,11 @@ export function startEditing(o) {
     }, 150);
   }
 
-  // A click on someone in the presence list (or Enter or Space on them) shows where
-  // they are.
-  const showPerson = (e) => {
+  // A click on someone in the presence list (their button: Enter and Space too) shows
+  // where they are.
+  document.addEventListener("click", (e) => {
     const person = e.target instanceof Element && e.target.closest("#presence [data-name]");
-    if (!person || person.classList.contains("me")) return false;
-    scrollToCaret(view, person.dataset.name);
-    return true;
-  };
-  document.addEventListener("click", showPerson);
-  document.addEventListener("keydown", (e) => {
-    if ((e.key === "Enter" || e.key === " ") && showPerson(e)) e.preventDefault();
+    if (person && !person.classList.contains("me")) scrollToCaret(view, person.dataset.name);
   });
 
   // For tests and debugging in the console.

@@ -49,15 +49,19 @@ export function markMe(list, myName) {
   people.forEach((el) => {
     el.classList.remove("me");
     el.removeAttribute("aria-current");
-    // Someone else is a button (editing.js: it shows where they are), named in full for
-    // screen readers (the initials alone say little), and reached with Tab.
+    // Someone else holds a button (editing.js: a click shows where they are), named in
+    // full for screen readers (the initials alone say little) and reached with Tab; the
+    // entry stays a list item.
+    const button = el.querySelector(":scope > button");
     if (el === me) {
-      el.removeAttribute("role");
-      el.removeAttribute("tabindex");
-    } else {
-      el.setAttribute("role", "button");
-      el.tabIndex = 0;
-      el.setAttribute("aria-label", `${el.dataset.name}: show where they are`);
+      if (button) el.textContent = button.textContent;
+    } else if (!button) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "avatar-button";
+      b.textContent = el.textContent;
+      b.setAttribute("aria-label", `${el.dataset.name}: show where they are`);
+      el.replaceChildren(b);
     }
   });
   if (!me) return;

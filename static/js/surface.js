@@ -246,7 +246,10 @@ export class TandemEditor extends HTMLElement {
     // click in, move with the keys, select and copy, as in a read-only text area
     // (EditorView.editable false would make it an inert block). No on-screen keyboard,
     // and no spelling marks in text the reader cannot change.
-    const readerAttrs = Prec.high(EditorView.contentAttributes.of({ inputmode: "none", spellcheck: "false" }));
+    // (And no "Tab indents" hint: for a reader Tab moves on.)
+    const readerAttrs = Prec.high(
+      EditorView.contentAttributes.of({ inputmode: "none", spellcheck: "false", "aria-describedby": "" }),
+    );
     return [EditorState.readOnly.of(ro), ro ? readerAttrs : []];
   }
 
