@@ -311,15 +311,21 @@ def test_a_caret_shows_its_name_under_the_pointer(
     expect(label).to_have_css("opacity", "0")
 
 
-def test_clicking_a_person_scrolls_to_their_caret(
-    new_page: NewPage, make_document: MakeDocument
-) -> None:
+def bob_far_down(new_page: NewPage, make_document: MakeDocument) -> tuple[Page, int]:
+    """Ada's page, with Bob's caret at line 350 of 400 (out of her view): (ada, where)."""
     lines = [f"line {i}" for i in range(400)]
     doc = make_document("Long", "\n".join(lines) + "\n")
     ada, bob = (open_as(new_page, doc.path, n) for n in ["Ada", "Bob"])
     far = len("\n".join(lines[:350])) + 1  # the start of line 350
     place(bob, far)
     ada.wait_for_timeout(1000)  # Bob's caret reaches Ada (out of her view: not drawn)
+    return ada, far
+
+
+def test_clicking_a_person_scrolls_to_their_caret(
+    new_page: NewPage, make_document: MakeDocument
+) -> None:
+    ada, far = bob_far_down(new_page, make_document)
     assert caret_offsets(ada, "Bob") == []
     ada.locator('#presence [data-name="Bob"]').click()
     eventually(lambda: caret_offsets(ada, "Bob") == [far], 5, "Bob's caret scrolled into view")
@@ -329,12 +335,7 @@ def test_clicking_a_person_scrolls_to_their_caret(
 def test_a_person_is_reached_and_shown_with_the_keyboard(
     new_page: NewPage, make_document: MakeDocument
 ) -> None:
-    lines = [f"line {i}" for i in range(400)]
-    doc = make_document("Long keys", "\n".join(lines) + "\n")
-    ada, bob = (open_as(new_page, doc.path, n) for n in ["Ada", "Bob"])
-    far = len("\n".join(lines[:350])) + 1
-    place(bob, far)
-    ada.wait_for_timeout(1000)
+    ada, far = bob_far_down(new_page, make_document)
     bob_button = ada.locator('#presence li[data-name="Bob"] > button')
     expect(bob_button).to_have_attribute("aria-label", "Bob: show where they are")
     expect(bob_button).to_have_text("B")
