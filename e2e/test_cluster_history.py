@@ -37,3 +37,11 @@ def test_a_live_view_on_one_process_follows_typing_on_the_other_and_a_restore(
     assert response.status == 200, response.text
     expect(ada.locator("#editor")).to_have_js_property("value", "# Across\n")
     expect(live.locator("#preview")).not_to_contain_text("typed on the first process")
+    # Deleted through the second process: the live view there says it stopped, and the
+    # editor on the first turns read-only with the reason under its top bar.
+    deleted = HttpClient(second.url).request("DELETE", f"/api/documents/{doc.id}/")
+    assert deleted.status in {200, 204}, deleted.text
+    expect(live.locator("#live-state")).to_have_text("Stopped")
+    expect(live.locator("#live-ended")).to_have_text("This document was deleted.")
+    expect(ada.locator("#status-detail")).to_have_text("This document was deleted.")
+    expect(ada.locator("#editor")).to_have_js_property("readOnly", True)
