@@ -231,7 +231,9 @@ export function previewMarks(doc = document) {
         const length = Math.max(1, layout.ends[i] - start);
         const into = Math.min(1, Math.max(0, (pos - start) / length));
         const offset = section.getBoundingClientRect().top - pane.getBoundingClientRect().top + pane.scrollTop;
-        pane.scrollTop = offset + into * section.offsetHeight;
+        // In the first block, from the very top of the pane (above it is only padding),
+        // so a view near the top of the text shows the top of the preview.
+        pane.scrollTop = i === 0 ? into * (offset + section.offsetHeight) : offset + into * section.offsetHeight;
       }
 
       update(u) {
