@@ -29,3 +29,10 @@ STORAGES = {
 
 # whitenoise serves STATIC_ROOT, which `serve` fills; here it only has to exist.
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+
+# The test database is a file, like the one Tandem serves from, not Django's default
+# in-memory database. That one is shared between threads through SQLite's shared cache,
+# whose table locks fail at once ("database table is locked") instead of waiting out the
+# busy timeout: a consumer's access check could collide with the store thread's commit, a
+# failure no real server can have (WAL lets readers run beside the one writer).
+DATABASES["default"]["TEST"] = {"NAME": str(Path(_data_dir) / "test.sqlite3")}  # noqa: F405

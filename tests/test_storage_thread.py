@@ -89,3 +89,37 @@ async def test_a_failed_append_raises_in_its_room_only() -> None:
     )
     assert results[0] is None and isinstance(results[1], Exception)
     assert await database_sync_to_async(store.read_document)(good.id) == ("ok", 1)
+
+
+def test_a_read_in_another_thread_is_not_refused_while_a_commit_is_open() -> None:
+    """A consumer's access check reads while the store thread writes. With the WAL
+    journal it reads the last commit at once; the test database must behave the same
+    (Django's default in-memory one failed it with "database table is locked")."""
+    import threading
+
+    from django.db import connection, transaction
+
+    doc = store.create_document("Busy", "abc")
+    writing = threading.Event()
+    done = threading.Event()
+    seen: list[object] = []
+
+    def reader() -> None:
+        writing.wait(5)
+        try:
+            seen.append(Document.objects.filter(pk=doc.id).exists())
+            seen.append(Document.objects.get(pk=doc.id).title)
+        except Exception as error:  # the failure under test, reported below
+            seen.append(error)
+        finally:
+            connection.close()
+            done.set()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    with transaction.atomic():
+        Document.objects.filter(pk=doc.id).update(title="Being written")
+        writing.set()
+        assert done.wait(5), "the reader waited for the writer"
+    thread.join(5)
+    assert seen == [True, "Busy"]
