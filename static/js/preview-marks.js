@@ -304,7 +304,13 @@ export function previewMarks(doc = document) {
               section.append(mark); // last: CSS that styles a block's first child is unaffected
               this.marks.set(c.id, mark);
             }
-            mark.style.setProperty("--slot", String(slot++)); // side by side in one block
+            // Side by side in one block. Written only when it changes: this runs in the
+            // frame after every edit, and a style write makes the frame recompute styles.
+            const place = String(slot++);
+            if (mark.dataset.slot !== place) {
+              mark.dataset.slot = place;
+              mark.style.setProperty("--slot", place);
+            }
           }
         }
       }

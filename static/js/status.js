@@ -30,12 +30,15 @@ export function bindStatus(el, detail = null) {
     const synced = String(!s.dirty);
     if (el.dataset.synced !== synced) el.dataset.synced = synced;
     if (label.textContent !== text) label.textContent = text;
-    el.title = s.message || "";
-    el.toggleAttribute("data-message", Boolean(s.message));
+    // Every keystroke and every answer comes through here: only what changed is written
+    // (setting `hidden` or `title` to the value it has still makes the page recompute
+    // the element's style, twice per keystroke).
+    const message = s.message || "";
+    if (el.title !== message) el.title = message;
+    if (el.hasAttribute("data-message") !== Boolean(message)) el.toggleAttribute("data-message", Boolean(message));
     if (detail) {
-      const shown = s.message || "";
-      if (detail.textContent !== shown) detail.textContent = shown;
-      detail.hidden = !shown;
+      if (detail.textContent !== message) detail.textContent = message;
+      if (detail.hidden !== !message) detail.hidden = !message;
       if (detail.dataset.state !== s.state) detail.dataset.state = s.state;
     }
   }
