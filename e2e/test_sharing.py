@@ -5,12 +5,14 @@ links disconnects the guests."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page, Route, expect
 
 from e2e.client import HttpClient, eventually
 from e2e.server import TandemServer
@@ -225,3 +227,41 @@ def test_a_grant_survives_a_server_restart(guarded: TandemServer, new_page: NewP
     connected(viewer)
     expect(viewer.locator("#editor")).to_have_js_property("value", "still here")
     expect(viewer.locator("#read-only")).to_be_visible()
+
+
+def test_links_reset_while_the_dialog_still_loads_stay_reset(
+    guarded: TandemServer, new_page: NewPage
+) -> None:
+    """Reopened, the dialog shows the links it had while it asks for them again: a reset
+    clicked meanwhile must not be undone by that slower answer (the old, dead links)."""
+    owner = new_page()
+    owner.goto(owner_link(guarded))
+    owner.locator("#new-document").click()
+    connected(owner)
+    owner.locator("#share").click()
+    dialog = owner.locator("#share-dialog")
+    old_link = dialog.locator("#share-edit").input_value()
+    owner.keyboard.press("Escape")
+
+    # The next look at the links is slow: its answer comes after the reset was sent and
+    # before the reset's answer (both requests are held, then let go in that order).
+    held: dict[str, Route] = {}
+    share = re.compile(r"/d/[^/]+/share/(reset/)?$")
+    owner.route(share, lambda route: held.update({route.request.method: route}))
+    owner.locator("#share").click()
+    eventually(lambda: "GET" in held, what="the dialog's request for the links")
+    owner.once("dialog", lambda d: d.accept())
+    owner.locator("#share-reset").click()
+    eventually(lambda: "POST" in held, what="the reset")
+    with contextlib.suppress(PlaywrightError):  # the page may have given up on it
+        held["GET"].continue_()
+    owner.wait_for_timeout(300)
+    held["POST"].continue_()
+    owner.unroute_all(behavior="ignoreErrors")
+    expect(dialog.locator(".share-reset [role=status]")).to_contain_text("New links made")
+    new_link = dialog.locator("#share-edit").input_value()
+    assert new_link != old_link
+    # The links shown are the ones that work now.
+    guest = new_page()
+    response = guest.goto(new_link)
+    assert response is not None and response.status == 200
