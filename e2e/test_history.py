@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Callable
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page, Route, expect
 
 from e2e.client import HttpClient, eventually
 from e2e.conftest import CreatedDocument
@@ -200,3 +203,37 @@ def test_naming_a_version_in_the_panel_and_renaming_it_says_so(
     )
     expect(dialog.locator(".history-entry").first).to_contain_text("Sent to Ann")
     expect(dialog.locator(".history-entry").first).not_to_contain_text("First draft")
+
+
+def test_a_filter_chosen_while_the_panel_reloads_is_the_one_shown(
+    new_page: NewPage, make_document: Callable[..., CreatedDocument], server: TandemServer
+) -> None:
+    """Reopened, the panel shows its last list while it loads afresh: "Named" clicked
+    meanwhile must not be overwritten by that slower answer (every version, and "All"
+    pressed)."""
+    doc = make_document("Filtered", "one")
+    page = open_editor(new_page, doc.url, "Filterer")
+    type_at_end(page, " two")
+    eventually(lambda: stored(server, doc.id) == "one two", 10, "the text stored")
+    name_version(server, doc.id, 1, "The first")
+    page.locator("#history-button").click()
+    dialog = page.locator("#history-dialog")
+    expect(dialog.locator(".history-entry")).not_to_have_count(0)
+    page.keyboard.press("Escape")
+
+    # The reload of the list is held until "Named" has been asked for, and answers first.
+    held: list[Route] = []
+    history = re.compile(r"/d/[^/]+/history/?(\?.*)?$")
+    page.route(history, lambda route: held.append(route))
+    page.locator("#history-button").click()
+    eventually(lambda: len(held) == 1, what="the panel's reload")
+    dialog.locator("#history-named").click()
+    eventually(lambda: len(held) == 2, what="the named versions")
+    with contextlib.suppress(PlaywrightError):  # the page may have given up on it
+        held[0].continue_()
+    page.wait_for_timeout(300)
+    held[1].continue_()
+    page.unroute_all(behavior="ignoreErrors")
+    expect(dialog.locator("#history-named")).to_have_attribute("aria-pressed", "true")
+    expect(dialog.locator(".history-entry")).to_have_count(1)
+    expect(dialog.locator(".history-entry")).to_contain_text("The first")
