@@ -244,12 +244,13 @@ class Broadcaster:
         """Everyone's caret, brought on to the durable version, in one frame for all."""
         version = self._durable_version()
         carets: list[tuple[str, str, int, int, int]] = []
+        hues = fragments.room_hues(self._roster.names())  # as the presence list's
         for known in self._roster.members.values():
             if known.caret is None or known.session is None or known.caret.version > version:
                 continue
             known.caret = bring_on(known.caret, version, self._engine.changes)
             if known.caret is not None:
-                hue = fragments.person(known.name).hue
+                hue = hues[known.name]
                 carets.append(
                     (caret_id(known.session), known.name, hue, known.caret.anchor, known.caret.head)
                 )

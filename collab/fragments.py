@@ -21,11 +21,45 @@ class Person:
     hue: int
 
 
-def person(name: str) -> Person:
+def person(name: str, hue: int | None = None) -> Person:
+    """`name` with its initials and colour: `hue`, or the name's own (`own_hue`)."""
     initials = "".join(_first_letters(name)[:2]).upper() or "?"
-    # A stable colour per name, so people keep theirs across reloads.
-    hue = int.from_bytes(hashlib.sha1(name.encode()).digest()[:2], "big") % 360
-    return Person(name=name, initials=initials, hue=hue)
+    return Person(name=name, initials=initials, hue=own_hue(name) if hue is None else hue)
+
+
+def own_hue(name: str) -> int:
+    """A stable colour per name, so people keep theirs across reloads."""
+    return int.from_bytes(hashlib.sha1(name.encode()).digest()[:2], "big") % 360
+
+
+# Two colours closer than this on the colour wheel are hard to tell apart in a caret.
+MIN_HUE_APART = 40
+
+
+def _hue_distance(a: int, b: int) -> int:
+    d = abs(a - b) % 360
+    return min(d, 360 - d)
+
+
+def room_hues(names: Iterable[str]) -> dict[str, int]:
+    """Each name's colour in one document, `names` in the order they came: its own hue,
+    unless it is too close to the colour of someone who came earlier; then the free hue
+    nearest its own. "Too close" is MIN_HUE_APART, or less in a crowd (360 / 2n for n
+    names), so that a free hue always exists. The presence list and the carets frame
+    both take their colours from here, so an avatar and its caret always match."""
+    order = list(dict.fromkeys(names))
+    apart = min(MIN_HUE_APART, 360 // max(1, 2 * len(order)))
+    hues: dict[str, int] = {}
+    for name in order:
+        own = own_hue(name)
+        taken = list(hues.values())
+        # own, own+1, own-1, own+2, ...: the nearest hue far enough from every taken one.
+        for step in range(360):
+            hue = (own + (step + 1) // 2 * (1 if step % 2 else -1)) % 360
+            if all(_hue_distance(hue, t) >= apart for t in taken):
+                break
+        hues[name] = hue
+    return hues
 
 
 def _first_letters(name: str) -> list[str]:
@@ -36,7 +70,10 @@ def _first_letters(name: str) -> list[str]:
 
 
 def presence(names: Iterable[str], *, swap_oob: bool = False) -> str:
-    people = [person(n) for n in names]
+    """The people in a document, `names` in the order they came (colours: room_hues)."""
+    names = list(names)
+    hues = room_hues(names)
+    people = [person(n, hues[n]) for n in names]
     return render_to_string("editor/_presence.html", {"people": people, "swap_oob": swap_oob})
 
 

@@ -4,13 +4,17 @@ change, sent to everyone in one coalesced frame."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
 import pytest
 
 from collab.carets import caret_id
+from collab.fragments import MIN_HUE_APART, _hue_distance, room_hues
+from tests.html import parse
 from tests.test_consumer_sync import Editor, new_document
+from tests.test_people import close_pair
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -136,5 +140,37 @@ async def test_a_backward_selection_keeps_its_direction() -> None:
     while frame["version"] < 2 or bob not in placed(frame):
         frame = await next_carets(a)
     assert placed(frame)[bob] == ("Bob", 8, 4)
+    await a.close()
+    await b.close()
+
+
+async def test_two_people_with_nearly_one_colour_get_two_and_their_carets_match() -> None:
+    first, second = close_pair()
+    doc_id = await new_document("abcdef")
+    a, b = Editor(doc_id, "tab-a-0001"), Editor(doc_id, "tab-b-0001")
+    await a.connect()
+    await a.send({"type": "hello", "name": first})
+    assert (await sync_with_sel(a, 1, [], [0, 0]))["version"] == 1
+    await b.connect()
+    await b.send({"type": "hello", "name": second})
+    assert (await sync_with_sel(b, 1, [], [2, 2]))["version"] == 1
+    expected = room_hues([first, second])
+    assert _hue_distance(expected[first], expected[second]) >= MIN_HUE_APART
+    frame = await next_carets(a)
+    while len(frame["carets"]) < 2:
+        frame = await next_carets(a)
+    assert {c[1]: c[2] for c in frame["carets"]} == expected
+    # The presence list a's page gets shows the same two colours.
+    deadline = asyncio.get_running_loop().time() + 3
+    while True:
+        lists = [h for h in a.html if 'id="presence"' in h and second in h]
+        if lists or asyncio.get_running_loop().time() > deadline:
+            break
+        with contextlib.suppress(asyncio.TimeoutError):
+            await a.receive(0.2)
+    assert lists, "no presence list with both people"
+    page = parse(lists[-1])
+    shown = {li.attrs["data-name"]: int(li.attrs["data-hue"]) for li in page.all if li.tag == "li"}
+    assert shown == expected
     await a.close()
     await b.close()
