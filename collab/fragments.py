@@ -3,6 +3,7 @@ whether they answer an HTTP request or are broadcast over a WebSocket."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -47,19 +48,26 @@ def room_hues(names: Iterable[str]) -> dict[str, int]:
     nearest its own. "Too close" is MIN_HUE_APART, or less in a crowd (360 / 2n for n
     names), so that a free hue always exists. The presence list and the carets frame
     both take their colours from here, so an avatar and its caret always match."""
-    order = list(dict.fromkeys(names))
+    return dict(_room_hues(tuple(dict.fromkeys(names))))
+
+
+@functools.lru_cache(maxsize=64)  # asked for each presence list and carets frame
+def _room_hues(order: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
     apart = min(MIN_HUE_APART, 360 // max(1, 2 * len(order)))
-    hues: dict[str, int] = {}
+    blocked = bytearray(360)  # hues closer than `apart` to one already given
+    hues: list[tuple[str, int]] = []
     for name in order:
         own = own_hue(name)
-        taken = list(hues.values())
-        # own, own+1, own-1, own+2, ...: the nearest hue far enough from every taken one.
-        for step in range(360):
+        hue = own
+        # own, own+1, own-1, own+2, ...: the nearest free hue (one always is: see above).
+        for step in range(720):
             hue = (own + (step + 1) // 2 * (1 if step % 2 else -1)) % 360
-            if all(_hue_distance(hue, t) >= apart for t in taken):
+            if not blocked[hue]:
                 break
-        hues[name] = hue
-    return hues
+        hues.append((name, hue))
+        for d in range(1 - apart, apart):
+            blocked[(hue + d) % 360] = 1
+    return tuple(hues)
 
 
 def _first_letters(name: str) -> list[str]:
