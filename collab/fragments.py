@@ -51,7 +51,7 @@ def room_hues(names: Iterable[str]) -> dict[str, int]:
     return dict(_room_hues(tuple(dict.fromkeys(names))))
 
 
-@functools.lru_cache(maxsize=64)  # asked for each presence list and carets frame
+@functools.lru_cache(maxsize=16)  # the presence list and the carets frame ask alike
 def _room_hues(order: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
     apart = min(MIN_HUE_APART, 360 // max(1, 2 * len(order)))
     blocked = bytearray(360)  # hues closer than `apart` to one already given
