@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable
 from pathlib import Path
 
-from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, expect
 
 from e2e.client import HttpClient, eventually
 from e2e.conftest import CreatedDocument
 from e2e.editor_page import open_editor
+from e2e.held import HeldRequests
 from e2e.proxy import Proxy
 from e2e.server import TandemServer, free_port
 
@@ -222,18 +221,38 @@ def test_a_filter_chosen_while_the_panel_reloads_is_the_one_shown(
     page.keyboard.press("Escape")
 
     # The reload of the list is held until "Named" has been asked for, and answers first.
-    held: list[Route] = []
-    history = re.compile(r"/d/[^/]+/history/?(\?.*)?$")
-    page.route(history, lambda route: held.append(route))
+    held = HeldRequests(page, re.compile(r"/d/[^/]+/history/?(\?.*)?$"))
     page.locator("#history-button").click()
-    eventually(lambda: len(held) == 1, what="the panel's reload")
+    held.wait_for(1, "the panel's reload")
     dialog.locator("#history-named").click()
-    eventually(lambda: len(held) == 2, what="the named versions")
-    with contextlib.suppress(PlaywrightError):  # the page may have given up on it
-        held[0].continue_()
-    page.wait_for_timeout(300)
-    held[1].continue_()
-    page.unroute_all(behavior="ignoreErrors")
+    held.wait_for(2, "the named versions")
+    held.release(0)
+    held.release(1)
+    held.stop()
     expect(dialog.locator("#history-named")).to_have_attribute("aria-pressed", "true")
     expect(dialog.locator(".history-entry")).to_have_count(1)
     expect(dialog.locator(".history-entry")).to_contain_text("The first")
+
+
+def test_a_filter_chosen_while_the_panel_reloads_after_saving_is_the_one_shown(
+    new_page: NewPage, make_document: Callable[..., CreatedDocument]
+) -> None:
+    """After "Save version" the panel loads its list again (history.js): that load, too,
+    gives way to a filter chosen meanwhile."""
+    doc = make_document("Saved", "draft")
+    page = open_editor(new_page, doc.url, "Saver")
+    page.locator("#history-button").click()
+    dialog = page.locator("#history-dialog")
+    expect(dialog.locator(".history-entry")).not_to_have_count(0)
+    held = HeldRequests(page, re.compile(r"/d/[^/]+/history/?(\?.*)?$"))
+    dialog.locator("#version-label").fill("Kept")
+    dialog.locator("#version-label").press("Enter")
+    held.wait_for(1, "the reload after saving")
+    dialog.locator("#history-named").click()
+    held.wait_for(2, "the named versions")
+    held.release(0)
+    held.release(1)
+    held.stop()
+    expect(dialog.locator("#history-named")).to_have_attribute("aria-pressed", "true")
+    expect(dialog.locator(".history-entry")).to_have_count(1)
+    expect(dialog.locator(".history-entry")).to_contain_text("Kept")

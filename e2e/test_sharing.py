@@ -5,16 +5,15 @@ links disconnects the guests."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from e2e.client import HttpClient, eventually
+from e2e.held import HeldRequests
 from e2e.server import TandemServer
 
 NewPage = Callable[..., Page]
@@ -245,23 +244,54 @@ def test_links_reset_while_the_dialog_still_loads_stay_reset(
 
     # The next look at the links is slow: its answer comes after the reset was sent and
     # before the reset's answer (both requests are held, then let go in that order).
-    held: dict[str, Route] = {}
-    share = re.compile(r"/d/[^/]+/share/(reset/)?$")
-    owner.route(share, lambda route: held.update({route.request.method: route}))
+    held = HeldRequests(owner, re.compile(r"/d/[^/]+/share/(reset/)?$"))
     owner.locator("#share").click()
-    eventually(lambda: "GET" in held, what="the dialog's request for the links")
+    held.wait_for(1, "the dialog's request for the links")
     owner.once("dialog", lambda d: d.accept())
     owner.locator("#share-reset").click()
-    eventually(lambda: "POST" in held, what="the reset")
-    with contextlib.suppress(PlaywrightError):  # the page may have given up on it
-        held["GET"].continue_()
-    owner.wait_for_timeout(300)
-    held["POST"].continue_()
-    owner.unroute_all(behavior="ignoreErrors")
+    held.wait_for(2, "the reset")
+    held.release(0)
+    held.release(1)
+    held.stop()
     expect(dialog.locator(".share-reset [role=status]")).to_contain_text("New links made")
     new_link = dialog.locator("#share-edit").input_value()
     assert new_link != old_link
     # The links shown are the ones that work now.
+    guest = new_page()
+    response = guest.goto(new_link)
+    assert response is not None and response.status == 200
+
+
+def test_a_second_reset_click_while_the_first_is_answered_changes_nothing(
+    guarded: TandemServer, new_page: NewPage
+) -> None:
+    """The reset is not cancelled by a second click (it may have happened already): the
+    second click is ignored, without a second question."""
+    owner = new_page()
+    owner.goto(owner_link(guarded))
+    owner.locator("#new-document").click()
+    connected(owner)
+    owner.locator("#share").click()
+    dialog = owner.locator("#share-dialog")
+    old_link = dialog.locator("#share-edit").input_value()
+    questions: list[str] = []
+
+    def answer(question: Dialog) -> None:
+        questions.append(question.message)
+        question.accept()
+
+    owner.on("dialog", answer)
+    held = HeldRequests(owner, re.compile(r"/d/[^/]+/share/reset/$"))
+    owner.locator("#share-reset").click()
+    held.wait_for(1, "the reset")
+    owner.locator("#share-reset").click()
+    owner.wait_for_timeout(200)
+    assert len(held.routes) == 1 and len(questions) == 1
+    held.release(0)
+    held.stop()
+    expect(dialog.locator(".share-reset [role=status]")).to_contain_text("New links made")
+    new_link = dialog.locator("#share-edit").input_value()
+    assert new_link != old_link
     guest = new_page()
     response = guest.goto(new_link)
     assert response is not None and response.status == 200

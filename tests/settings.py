@@ -35,4 +35,5 @@ Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 # whose table locks fail at once ("database table is locked") instead of waiting out the
 # busy timeout: a consumer's access check could collide with the store thread's commit, a
 # failure no real server can have (WAL lets readers run beside the one writer).
-DATABASES["default"]["TEST"] = {"NAME": str(Path(_data_dir) / "test.sqlite3")}  # noqa: F405
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(_data_dir) / "test.sqlite3")}  # noqa: F405

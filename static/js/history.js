@@ -57,9 +57,12 @@ function say(text, failed = false) {
 
 function reload(message) {
   const url = button.getAttribute("hx-get");
+  // From the History button, so it syncs on the dialog as the button's and the filters'
+  // requests do: a filter chosen meanwhile replaces this load (whose promise then fails).
   window.htmx
-    .ajax("GET", url, { target: "#history-body", swap: "outerHTML" })
-    .then(() => say(message));
+    .ajax("GET", url, { source: button, target: "#history-body", swap: "outerHTML" })
+    .then(() => say(message))
+    .catch(() => {});
 }
 
 async function restoreVersion(el) {
