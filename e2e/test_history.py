@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from e2e.client import HttpClient, eventually
 from e2e.conftest import CreatedDocument
@@ -204,6 +204,24 @@ def test_naming_a_version_in_the_panel_and_renaming_it_says_so(
     expect(dialog.locator(".history-entry").first).not_to_contain_text("First draft")
 
 
+def held_history(page: Page) -> HeldRequests:
+    return HeldRequests(page, re.compile(r"/d/[^/]+/history/?(\?.*)?$"))
+
+
+def named_wins_over_the_reload(dialog: Locator, held: HeldRequests, label: str) -> None:
+    """The panel's reload is held until "Named" has been asked for, and answers first:
+    the named list (one version, `label`) is what stays."""
+    held.wait_for(1, "the panel's reload")
+    dialog.locator("#history-named").click()
+    held.wait_for(2, "the named versions")
+    held.release(0)
+    held.release(1)
+    held.stop()
+    expect(dialog.locator("#history-named")).to_have_attribute("aria-pressed", "true")
+    expect(dialog.locator(".history-entry")).to_have_count(1)
+    expect(dialog.locator(".history-entry")).to_contain_text(label)
+
+
 def test_a_filter_chosen_while_the_panel_reloads_is_the_one_shown(
     new_page: NewPage, make_document: Callable[..., CreatedDocument], server: TandemServer
 ) -> None:
@@ -220,18 +238,9 @@ def test_a_filter_chosen_while_the_panel_reloads_is_the_one_shown(
     expect(dialog.locator(".history-entry")).not_to_have_count(0)
     page.keyboard.press("Escape")
 
-    # The reload of the list is held until "Named" has been asked for, and answers first.
-    held = HeldRequests(page, re.compile(r"/d/[^/]+/history/?(\?.*)?$"))
+    held = held_history(page)
     page.locator("#history-button").click()
-    held.wait_for(1, "the panel's reload")
-    dialog.locator("#history-named").click()
-    held.wait_for(2, "the named versions")
-    held.release(0)
-    held.release(1)
-    held.stop()
-    expect(dialog.locator("#history-named")).to_have_attribute("aria-pressed", "true")
-    expect(dialog.locator(".history-entry")).to_have_count(1)
-    expect(dialog.locator(".history-entry")).to_contain_text("The first")
+    named_wins_over_the_reload(dialog, held, "The first")
 
 
 def test_a_filter_chosen_while_the_panel_reloads_after_saving_is_the_one_shown(
@@ -244,15 +253,7 @@ def test_a_filter_chosen_while_the_panel_reloads_after_saving_is_the_one_shown(
     page.locator("#history-button").click()
     dialog = page.locator("#history-dialog")
     expect(dialog.locator(".history-entry")).not_to_have_count(0)
-    held = HeldRequests(page, re.compile(r"/d/[^/]+/history/?(\?.*)?$"))
+    held = held_history(page)
     dialog.locator("#version-label").fill("Kept")
     dialog.locator("#version-label").press("Enter")
-    held.wait_for(1, "the reload after saving")
-    dialog.locator("#history-named").click()
-    held.wait_for(2, "the named versions")
-    held.release(0)
-    held.release(1)
-    held.stop()
-    expect(dialog.locator("#history-named")).to_have_attribute("aria-pressed", "true")
-    expect(dialog.locator(".history-entry")).to_have_count(1)
-    expect(dialog.locator(".history-entry")).to_contain_text("Kept")
+    named_wins_over_the_reload(dialog, held, "Kept")

@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Dialog, Page, expect
+from playwright.sync_api import Dialog, Locator, Page, expect
 
 from e2e.client import HttpClient, eventually
 from e2e.held import HeldRequests
@@ -228,18 +228,32 @@ def test_a_grant_survives_a_server_restart(guarded: TandemServer, new_page: NewP
     expect(viewer.locator("#read-only")).to_be_visible()
 
 
-def test_links_reset_while_the_dialog_still_loads_stay_reset(
-    guarded: TandemServer, new_page: NewPage
-) -> None:
-    """Reopened, the dialog shows the links it had while it asks for them again: a reset
-    clicked meanwhile must not be undone by that slower answer (the old, dead links)."""
+def owner_sharing(guarded: TandemServer, new_page: NewPage) -> tuple[Page, Locator, str]:
+    """The owner in a new document with the Share dialog open: page, dialog, edit link."""
     owner = new_page()
     owner.goto(owner_link(guarded))
     owner.locator("#new-document").click()
     connected(owner)
     owner.locator("#share").click()
     dialog = owner.locator("#share-dialog")
-    old_link = dialog.locator("#share-edit").input_value()
+    return owner, dialog, dialog.locator("#share-edit").input_value()
+
+
+def links_were_reset(dialog: Locator, old_link: str, new_page: NewPage) -> None:
+    """The dialog says the links were reset and shows new ones, which work."""
+    expect(dialog.locator(".share-reset [role=status]")).to_contain_text("New links made")
+    new_link = dialog.locator("#share-edit").input_value()
+    assert new_link != old_link
+    response = new_page().goto(new_link)
+    assert response is not None and response.status == 200
+
+
+def test_links_reset_while_the_dialog_still_loads_stay_reset(
+    guarded: TandemServer, new_page: NewPage
+) -> None:
+    """Reopened, the dialog shows the links it had while it asks for them again: a reset
+    clicked meanwhile must not be undone by that slower answer (the old, dead links)."""
+    owner, dialog, old_link = owner_sharing(guarded, new_page)
     owner.keyboard.press("Escape")
 
     # The next look at the links is slow: its answer comes after the reset was sent and
@@ -253,13 +267,7 @@ def test_links_reset_while_the_dialog_still_loads_stay_reset(
     held.release(0)
     held.release(1)
     held.stop()
-    expect(dialog.locator(".share-reset [role=status]")).to_contain_text("New links made")
-    new_link = dialog.locator("#share-edit").input_value()
-    assert new_link != old_link
-    # The links shown are the ones that work now.
-    guest = new_page()
-    response = guest.goto(new_link)
-    assert response is not None and response.status == 200
+    links_were_reset(dialog, old_link, new_page)
 
 
 def test_a_second_reset_click_while_the_first_is_answered_changes_nothing(
@@ -267,13 +275,7 @@ def test_a_second_reset_click_while_the_first_is_answered_changes_nothing(
 ) -> None:
     """The reset is not cancelled by a second click (it may have happened already): the
     second click is ignored, without a second question."""
-    owner = new_page()
-    owner.goto(owner_link(guarded))
-    owner.locator("#new-document").click()
-    connected(owner)
-    owner.locator("#share").click()
-    dialog = owner.locator("#share-dialog")
-    old_link = dialog.locator("#share-edit").input_value()
+    owner, dialog, old_link = owner_sharing(guarded, new_page)
     questions: list[str] = []
 
     def answer(question: Dialog) -> None:
@@ -289,9 +291,4 @@ def test_a_second_reset_click_while_the_first_is_answered_changes_nothing(
     assert len(held.routes) == 1 and len(questions) == 1
     held.release(0)
     held.stop()
-    expect(dialog.locator(".share-reset [role=status]")).to_contain_text("New links made")
-    new_link = dialog.locator("#share-edit").input_value()
-    assert new_link != old_link
-    guest = new_page()
-    response = guest.goto(new_link)
-    assert response is not None and response.status == 200
+    links_were_reset(dialog, old_link, new_page)
