@@ -122,3 +122,31 @@ def test_markdown_marks_and_comments_are_readable(
         light, dark = sorted([_luminance(color), _luminance(background)], reverse=True)
         ratio = (light + 0.05) / (dark + 0.05)
         assert ratio >= 4.5, (selector, color, background, ratio)
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_offline_fits_and_says_so(
+    new_page: NewPage, make_document: MakeDocument, width: int, height: int
+) -> None:
+    """Offline, the status says so and that the edits are kept: in the top bar where it
+    fits (a desktop), under it on a phone, where the bar has no room for the words."""
+    doc = make_document("Offline on a phone", "text")
+    page = new_page(viewport={"width": width, "height": height})
+    page.goto(doc.path)
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+    page.context.set_offline(True)
+    expect(page.locator("#status")).to_have_attribute("data-state", "offline")
+    page.locator("#editor .cm-content").click()
+    page.keyboard.type(" kept")
+    expect(page.locator("#status .label")).to_contain_text("your edits are kept")
+    assert fits(page)
+    for control in ("#share", "#history-button", "#name"):
+        expect(page.locator(control)).to_be_in_viewport()
+    shown = page.locator("#status-detail") if width < 760 else page.locator("#status .label")
+    expect(shown).to_be_visible()
+    expect(shown).to_contain_text("Offline")
+    if width >= 760:
+        expect(page.locator("#status-detail")).to_be_hidden()
+    page.context.set_offline(False)
+    expect(page.locator("#status")).to_have_attribute("data-synced", "true")
+    expect(page.locator("#status-detail")).to_be_hidden()

@@ -37,8 +37,13 @@ export function bindStatus(el, detail = null) {
     if (el.title !== message) el.title = message;
     if (el.hasAttribute("data-message") !== Boolean(message)) el.toggleAttribute("data-message", Boolean(message));
     if (detail) {
-      if (detail.textContent !== message) detail.textContent = message;
-      if (detail.hidden !== !message) detail.hidden = !message;
+      // Under the top bar: a message always; the offline state too, for a phone, whose
+      // bar has no room for its words (tandem.css shows data-kind="state" there only).
+      const below = message || (s.state === "offline" ? text : "");
+      const kind = message ? "message" : "state";
+      if (detail.textContent !== below) detail.textContent = below;
+      if (detail.dataset.kind !== kind) detail.dataset.kind = kind;
+      if (detail.hidden !== !below) detail.hidden = !below;
       if (detail.dataset.state !== s.state) detail.dataset.state = s.state;
     }
   }
