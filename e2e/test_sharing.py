@@ -292,3 +292,16 @@ def test_a_second_reset_click_while_the_first_is_answered_changes_nothing(
     held.release(0)
     held.stop()
     links_were_reset(dialog, old_link, new_page)
+
+
+def test_the_dialog_names_the_document_as_it_is_called_now(
+    guarded: TandemServer, new_page: NewPage
+) -> None:
+    owner, dialog, _ = owner_sharing(guarded, new_page)
+    owner.keyboard.press("Escape")
+    owner.locator("#title-input").fill("Renamed since")
+    owner.locator("#title-input").press("Enter")
+    expect(owner.locator("#title-input")).to_have_value("Renamed since")
+    owner.locator("#share").click()
+    expect(dialog.locator("#share-heading")).to_have_text("Share “Renamed since”")
+    expect(dialog.locator(".share-intro")).to_contain_text("Renamed since")
