@@ -33,8 +33,10 @@ def own_hue(name: str) -> int:
     return int.from_bytes(hashlib.sha1(name.encode()).digest()[:2], "big") % 360
 
 
-# Two colours closer than this on the colour wheel are hard to tell apart in a caret.
-MIN_HUE_APART = 40
+# Two colours closer than this on the colour wheel can be hard to tell apart in a 2 px
+# caret or a 3 px preview mark (40 degrees was: pink beside lilac in the dark theme).
+# A crowd of n gets 360 / 2n, which is less from five people on.
+MIN_HUE_APART = 90
 
 
 def _hue_distance(a: int, b: int) -> int:
