@@ -265,3 +265,15 @@ def test_menus_close_on_escape_outside_clicks_and_a_download(
     expect(actions).to_have_attribute("open", "")
     page.keyboard.press("Escape")
     expect(actions).not_to_have_attribute("open", "")
+
+
+def test_the_import_picker_shows_keyboard_focus(page: Page, server: TandemServer) -> None:
+    """The file input is out of sight; focused from the keyboard, its label shows it."""
+    page.goto(server.url + "/")
+    label = page.locator("label[for=import]")
+    assert label.evaluate("el => getComputedStyle(el).outlineStyle") == "none"
+    page.locator("#import").focus()  # as Tab does: focus-visible for a file input
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Tab")
+    expect(page.locator("#import")).to_be_focused()
+    assert label.evaluate("el => getComputedStyle(el).outlineStyle") == "solid"
