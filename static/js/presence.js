@@ -67,8 +67,7 @@ export function markMe(list, myName) {
   if (!me) return;
   me.classList.add("me");
   me.setAttribute("aria-current", "true");
-  me.setAttribute("aria-label", `${myName} (you)`);
-  me.title = `${myName} (you)`;
+  nameMe(me, myName);
   if (list.firstElementChild !== me) list.prepend(me);
 }
 
@@ -77,9 +76,14 @@ export function renameMe(list, name) {
   const me = list && list.querySelector(".me[data-name]");
   if (!me) return;
   me.dataset.name = name;
+  nameMe(me, name);
+  me.textContent = initials(name);
+}
+
+/** My entry's name for the pointer (title) and for screen readers. */
+function nameMe(me, name) {
   me.title = `${name} (you)`;
   me.setAttribute("aria-label", `${name} (you)`);
-  me.textContent = initials(name);
 }
 
 /** As collab/fragments.person: the first letter or digit of each of the first two words

@@ -106,6 +106,11 @@ export class Layout {
     this.changedFrom = Infinity; // the first walked block the preview changed
   }
 
+  /** `pos` in the current text, as a position in the text of the walk. */
+  inWalk(pos) {
+    return this.since.empty ? pos : this.since.invertedDesc.mapPos(pos, -1);
+  }
+
   /** The block holding `pos` (in the text of the walk), or null if there is none. */
   sectionAt(pos) {
     const { sections, starts } = this;
@@ -220,8 +225,7 @@ export function previewMarks(doc = document) {
         const top = scroller.getBoundingClientRect().top;
         const line = view.lineBlockAtHeight(top - view.documentTop);
         const layout = this.currentLayout(preview);
-        const back = layout.since.empty ? null : layout.since.invertedDesc;
-        const pos = back ? back.mapPos(line.from, -1) : line.from;
+        const pos = layout.inWalk(line.from);
         let section = layout.sectionAt(pos);
         if (!section) return;
         let i = layout.index.get(section);
@@ -271,10 +275,9 @@ export function previewMarks(doc = document) {
         const carets = caretsOf(this.view.state);
         const wanted = new Map(); // section -> Map(caret id -> caret)
         if (carets.length) {
-          this.currentLayout(preview);
-          const back = this.layout.since.empty ? null : this.layout.since.invertedDesc;
+          const layout = this.currentLayout(preview);
           for (const c of carets) {
-            const section = this.layout.sectionAt(back ? back.mapPos(c.head, -1) : c.head);
+            const section = layout.sectionAt(layout.inWalk(c.head));
             if (!section) break; // a preview without blocks
             if (!wanted.has(section)) wanted.set(section, new Map());
             wanted.get(section).set(c.id, c);
